@@ -1,0 +1,76 @@
+# hybridlab: `make` builds ./hlab; `make test` builds and runs every test (ends "N passed, N failed");
+# `make deps` installs the Debian packages that are missing.
+CC      ?= gcc
+CFLAGS  ?= -O3 -march=native
+HLAB_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+CFLAGS  += -DHLAB_VERSION=\"$(HLAB_VERSION)\"
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Icore -Iblocks
+LDLIBS  = -lopenblas -lyaml -lsqlite3 -lm
+OBJDIR  = build
+
+CORE_SRC  = $(filter-out core/main.c,$(wildcard core/*.c))
+BLOCK_SRC = $(wildcard blocks/*.c)
+LIB_SRC   = $(CORE_SRC) $(BLOCK_SRC)
+HDRS      = $(wildcard core/*.h blocks/*.h tests/*.h)
+LIB_OBJ   = $(LIB_SRC:%.c=$(OBJDIR)/f/%.o)
+LIB_OBJ_D = $(LIB_SRC:%.c=$(OBJDIR)/d/%.o)
+LIB_OBJ_S = $(LIB_SRC:%.c=$(OBJDIR)/s/%.o)
+
+# Tests: tests/test_*.c link the float engine; tests/dtest_*.c the double-precision engine
+# (finite-difference gradient checks); tests/*.sh drive ./hlab end to end.
+TEST_SRC  = $(wildcard tests/test_*.c)
+DTEST_SRC = $(wildcard tests/dtest_*.c)
+TEST_BIN  = $(TEST_SRC:tests/%.c=$(OBJDIR)/tests/%)
+DTEST_BIN = $(DTEST_SRC:tests/%.c=$(OBJDIR)/tests/%)
+STEST_BIN = $(TEST_SRC:tests/%.c=$(OBJDIR)/stests/%)
+SH_TESTS  = $(wildcard tests/t_*.sh)
+
+PKGS = libopenblas-dev libyaml-dev libsqlite3-dev gnuplot-nox
+DEPS_STAMP = $(OBJDIR)/.deps
+
+.PHONY: all deps test test-fast sanitize clean
+all: deps hlab
+
+# Installs what is missing (as root, or through sudo when available).
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi; mkdir -p $(OBJDIR) && touch $@
+
+hlab: $(LIB_OBJ) $(OBJDIR)/f/core/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OBJDIR)/f/%.o: %.c $(HDRS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(OBJDIR)/d/%.o: %.c $(HDRS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHLAB_DOUBLE -c -o $@ $<
+SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+$(OBJDIR)/s/%.o: %.c $(HDRS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -c -o $@ $<
+
+$(OBJDIR)/tests/test_%: tests/test_%.c $(LIB_OBJ) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB_OBJ) $(LDLIBS)
+$(OBJDIR)/tests/dtest_%: tests/dtest_%.c $(LIB_OBJ_D) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DHLAB_DOUBLE -Itests -o $@ $< $(LIB_OBJ_D) $(LDLIBS)
+$(OBJDIR)/stests/test_%: tests/test_%.c $(LIB_OBJ_S) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -Itests -o $@ $< $(LIB_OBJ_S) $(LDLIBS)
+
+# The whole suite: unit tests, gradient checks, end-to-end shell tests, and the unit tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: all $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN)
+	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS) $(STEST_BIN)
+
+test-fast: all $(TEST_BIN) $(DTEST_BIN)
+	@tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS)
+
+clean:
+	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/tests $(OBJDIR)/stests hlab

@@ -1,0 +1,43 @@
+// common.h: the number type, errors, allocation and the deterministic random generator.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <tgmath.h>   // exp(), sqrt() ... dispatch on the argument type, so one source serves float and double
+
+// The engine computes in `real`. Training builds use float; the gradient-check build defines
+// HLAB_DOUBLE so that finite differences are exact enough to catch a wrong gradient.
+#ifdef HLAB_DOUBLE
+typedef double real;
+#define REAL_DTYPE "F64"
+#else
+typedef float real;
+#define REAL_DTYPE "F32"
+#endif
+
+// Exit statuses: 0 ok, 1 runtime failure, 2 bad input (config, command line, files), 3 diverged,
+// 4 interrupted by a signal.
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_BADINPUT = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 4 };
+
+// die: an internal error or an unrecoverable runtime failure (exit 1).
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+// die_input: the user's input is wrong (exit 2). The message should say what would be valid.
+void die_input(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+// Allocates n bytes and writes every page once, so first-touch page faults happen at start-up
+// and never inside the training step.
+void *alloc_touched(size_t n);
+
+// SplitMix64-seeded xoshiro256**: fast, good, and identical on every machine.
+typedef struct { uint64_t s[4]; } Rng;
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_u64(Rng *r);
+double rng_uniform(Rng *r);              // [0, 1)
+double rng_normal(Rng *r);               // N(0, 1), Box-Muller
+uint64_t rng_below(Rng *r, uint64_t n);  // uniform in [0, n), unbiased
+
+double now_seconds(void);                // monotonic clock
