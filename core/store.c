@@ -1,0 +1,477 @@
+// store.c: the run store on SQLite. See store.h for the API and the concurrency contract.
+//
+// Schema, version 1 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 1 and
+// meta.schema_version = '1'):
+//
+//   meta(key TEXT PRIMARY KEY, value TEXT)
+//       schema_version: the version of this schema, as text.
+//   experiments(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_at TEXT)
+//       one row per experiment name, created by the first run that names it.
+//   runs(id INTEGER PRIMARY KEY, experiment_id INTEGER REFERENCES experiments(id), variant TEXT,
+//        identity TEXT NOT NULL, config TEXT NOT NULL, pattern TEXT, seed INTEGER,
+//        status TEXT NOT NULL CHECK(status IN ('running','done','failed','diverged','interrupted')),
+//        started_at TEXT, ended_at TEXT, code_version TEXT, host TEXT, cpu TEXT, blas_core TEXT,
+//        threads INTEGER, params_total REAL, params_active REAL, error TEXT)
+//       one row per training run. experiment_id and variant are NULL for a plain `hlab train`.
+//       identity = hash of canonical config + seed + code version (not unique: a failed run may be
+//       repeated); config = the canonical resolved YAML. Times are UTC ISO-8601
+//       ("2025-01-31T12:00:00Z"); ended_at is NULL while running (or if the process was killed).
+//       Indexes: runs_identity(identity), runs_experiment(experiment_id, variant).
+//   params(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,
+//          value_num REAL, value_text TEXT, PRIMARY KEY(run_id, key))
+//       every resolved config key (dotted path). Ints, floats and bools have value_num (bools 1/0)
+//       AND value_text (canonical text); strings and "auto" only value_text.
+//   metrics(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, step INTEGER NOT NULL,
+//           tokens REAL, wall REAL, name TEXT NOT NULL, value REAL)
+//       training curves: value of `name` after `step` steps, `tokens` tokens seen, `wall` seconds.
+//       A NaN value is stored as NULL. Index: metrics_run_name_step(run_id, name, step).
+//   evals(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, task TEXT NOT NULL,
+//         split TEXT, slice TEXT NOT NULL DEFAULT '{}', metric TEXT NOT NULL, value REAL,
+//         count INTEGER)
+//       evaluation results; slice is a JSON object naming the slice ({"context": 4096}), '{}' for
+//       the whole split; count = examples behind the value. Index: evals_run(run_id, task, metric).
+//
+// Migrations: migrations[v] takes the schema from version v to v + 1 and sets user_version and
+// meta.schema_version itself; store_open applies the missing ones in one BEGIN IMMEDIATE
+// transaction after re-reading the version inside it, so processes opening a new file at the
+// same moment create the schema exactly once.
+#include "store.h"
+#include "common.h"
+#include "json.h"
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define HLAB_APPLICATION_ID 0x686c6162   // 'hlab'
+#define BUSY_TIMEOUT_MS 30000
+#define RETRY_SECONDS 60.0
+
+static const char *const migrations[] = {
+    // 0 -> 1
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+    "CREATE TABLE experiments(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, created_at TEXT);"
+    "CREATE TABLE runs(id INTEGER PRIMARY KEY, experiment_id INTEGER REFERENCES experiments(id), variant TEXT,"
+    " identity TEXT NOT NULL, config TEXT NOT NULL, pattern TEXT, seed INTEGER,"
+    " status TEXT NOT NULL CHECK(status IN ('running','done','failed','diverged','interrupted')),"
+    " started_at TEXT, ended_at TEXT, code_version TEXT, host TEXT, cpu TEXT, blas_core TEXT,"
+    " threads INTEGER, params_total REAL, params_active REAL, error TEXT);"
+    "CREATE INDEX runs_identity ON runs(identity);"
+    "CREATE INDEX runs_experiment ON runs(experiment_id, variant);"
+    "CREATE TABLE params(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,"
+    " value_num REAL, value_text TEXT, PRIMARY KEY(run_id, key));"
+    "CREATE TABLE metrics(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, step INTEGER NOT NULL,"
+    " tokens REAL, wall REAL, name TEXT NOT NULL, value REAL);"
+    "CREATE INDEX metrics_run_name_step ON metrics(run_id, name, step);"
+    "CREATE TABLE evals(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, task TEXT NOT NULL,"
+    " split TEXT, slice TEXT NOT NULL DEFAULT '{}', metric TEXT NOT NULL, value REAL, count INTEGER);"
+    "CREATE INDEX evals_run ON evals(run_id, task, metric);"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '1');"
+    "PRAGMA application_id = 1751933282;"   // 0x686c6162
+    "PRAGMA user_version = 1;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
+
+typedef struct Metric { int64_t run; long step; double tokens, wall, value; char *name; } Metric;
+
+struct Store {
+    sqlite3 *db;
+    char *path;
+    Metric *buf;          // metrics waiting for store_flush
+    int nbuf, capbuf;
+    char err[1024];
+};
+
+const char *store_default_path(void) { return "results/hlab.db"; }
+const char *store_errmsg(Store *s) { return s->err; }
+
+static int seterr(Store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int seterr(Store *s, const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int is_busy(int rc) { rc &= 0xff; return rc == SQLITE_BUSY || rc == SQLITE_LOCKED; }
+
+// Sleeps a little longer each time (5 ms doubling to 250 ms) with some jitter, so that writers
+// that collided do not collide again in lock step.
+static void backoff(int *ms) {
+    long jitter = (long)(now_seconds() * 1e6) % (*ms + 1);
+    struct timespec ts = {0, (*ms + jitter) * 1000000L};
+    nanosleep(&ts, NULL);
+    if (*ms < 250) *ms *= 2;
+}
+
+static void utc_now(char out[32]) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+// ---- statement helpers: each sets s->err on failure and returns the SQLite result code ----
+
+static int prepare(Store *s, sqlite3_stmt **st, const char *sql) {
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    return rc;
+}
+
+// Steps a statement that returns no rows, then resets it for the next bindings.
+static int step_done(Store *s, sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) rc = SQLITE_OK;
+    else seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+// Text, with NULL for a NULL pointer (and, when empty_is_null, for "").
+static void bind_text(sqlite3_stmt *st, int i, const char *v, int empty_is_null) {
+    if (!v || (empty_is_null && !*v)) sqlite3_bind_null(st, i);
+    else sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+// The first row of a query as ncol integers (zeros if it returns no row). Outside a transaction
+// a busy read is retried.
+static int query_ints(Store *s, const char *sql, const char *arg, int64_t *out, int ncol) {
+    double t0 = now_seconds();
+    int ms = 5, rc;
+    for (;;) {
+        sqlite3_stmt *st = NULL;
+        for (int i = 0; i < ncol; i++) out[i] = 0;
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+            for (int i = 0; rc == SQLITE_ROW && i < ncol; i++) out[i] = sqlite3_column_int64(st, i);
+            if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        if (!is_busy(rc) || sqlite3_get_autocommit(s->db) == 0 || now_seconds() - t0 > RETRY_SECONDS) break;
+        backoff(&ms);
+    }
+    if (rc != SQLITE_OK) seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    return rc;
+}
+static int query_int(Store *s, const char *sql, const char *arg, int64_t *out) { return query_ints(s, sql, arg, out, 1); }
+
+// Runs body(s, arg) inside BEGIN IMMEDIATE ... COMMIT. BEGIN IMMEDIATE takes the write lock up
+// front, so a concurrent writer waits in busy_timeout at BEGIN rather than failing half way; if
+// SQLITE_BUSY still comes back anywhere, the transaction is rolled back and run again from the
+// start (body must only depend on its arguments), for up to RETRY_SECONDS.
+static int with_tx(Store *s, int (*body)(Store *, void *), void *arg) {
+    double t0 = now_seconds();
+    int ms = 5;
+    for (;;) {
+        int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) seterr(s, "%s: cannot start a transaction: %s", s->path, sqlite3_errmsg(s->db));
+        else {
+            rc = body(s, arg);
+            if (rc == SQLITE_OK) {
+                rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+                if (rc != SQLITE_OK) seterr(s, "%s: commit failed: %s", s->path, sqlite3_errmsg(s->db));
+            }
+            if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+        if (rc == SQLITE_OK) return 0;
+        if (!is_busy(rc)) return -1;
+        if (now_seconds() - t0 > RETRY_SECONDS)
+            return seterr(s, "%s: still locked by another process after %.0f s: %s", s->path, RETRY_SECONDS, sqlite3_errstr(rc));
+        backoff(&ms);
+    }
+}
+
+// ---- opening ----
+
+static int make_parents(const char *path, char *err, size_t errcap) {
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *q = strchr(p + 1, '/'); q && !rc; q = strchr(q + 1, '/')) {
+        *q = 0;
+        struct stat sb;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            snprintf(err, errcap, "%s: cannot create directory %s: %s", path, p, strerror(errno));
+            rc = -1;
+        } else if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            snprintf(err, errcap, "%s: %s is not a directory", path, p);
+            rc = -1;
+        }
+        *q = '/';
+    }
+    free(p);
+    return rc;
+}
+
+typedef struct { int64_t app, version, objects; } FileKind;
+
+// What the file is: its application id, schema version (the larger of user_version and
+// meta.schema_version, in case one was edited by hand) and number of schema objects. The first
+// three come from one statement, hence one snapshot: read one by one, they could straddle
+// another process creating the schema and look like a foreign database.
+static int read_kind(Store *s, FileKind *k) {
+    int64_t v[4];
+    int rc = query_ints(s, "SELECT (SELECT * FROM pragma_application_id), (SELECT * FROM pragma_user_version),"
+                           " (SELECT count(*) FROM sqlite_master), (SELECT count(*) FROM sqlite_master"
+                           " WHERE type = 'table' AND name = ?1)", "meta", v, 4);
+    if (rc == SQLITE_NOTADB) return seterr(s, "%s: not a SQLite database (is it the right file?)", s->path);
+    if (rc != SQLITE_OK) return -1;
+    k->app = v[0]; k->version = v[1]; k->objects = v[2];
+    // A later snapshot than the one above can only be further along: still our schema.
+    int64_t meta_version = 0;
+    if (k->app == HLAB_APPLICATION_ID && v[3] &&
+        query_int(s, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1", "schema_version", &meta_version) != SQLITE_OK) return -1;
+    if (meta_version > k->version) k->version = meta_version;
+    return 0;
+}
+
+// Refuses files that are not ours: another application's database must not be touched, and a
+// newer schema may mean things this build would misread.
+static int check_kind(Store *s, const FileKind *k) {
+    if (k->app != HLAB_APPLICATION_ID && (k->app != 0 || k->objects > 0))
+        return seterr(s, "%s: not an hlab run store (a SQLite database with application_id 0x%08llx and %lld schema objects); "
+                      "choose another file", s->path, (unsigned long long)(uint32_t)k->app, (long long)k->objects);
+    if (k->version > SCHEMA_VERSION)
+        return seterr(s, "%s: written by a newer hlab (schema version %lld; this build knows up to %d): update hlab",
+                      s->path, (long long)k->version, SCHEMA_VERSION);
+    return 0;
+}
+
+static int migrate_body(Store *s, void *unused) {
+    FileKind k;   // again, inside the write lock: another process may have migrated meanwhile
+    if (read_kind(s, &k) != 0 || check_kind(s, &k) != 0) return SQLITE_ERROR;
+    for (int v = (int)k.version; v < SCHEMA_VERSION; v++) {
+        int64_t now;
+        int rc = sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL);
+        if (rc != SQLITE_OK) { seterr(s, "%s: migrating the schema to version %d: %s", s->path, v + 1, sqlite3_errmsg(s->db)); return rc; }
+        if ((rc = query_int(s, "PRAGMA user_version", NULL, &now)) != SQLITE_OK) return rc;
+        if (now != v + 1) die("store: migration %d sets user_version %lld", v + 1, (long long)now);
+    }
+    return SQLITE_OK;
+}
+
+// journal_mode=WAL changes the file, so it is retried like a write; it needs no transaction.
+static int exec_retry(Store *s, const char *sql) {
+    double t0 = now_seconds();
+    int ms = 5, rc;
+    while (is_busy(rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL)) && now_seconds() - t0 < RETRY_SECONDS) backoff(&ms);
+    if (rc != SQLITE_OK) seterr(s, "%s: %s: %s", s->path, sql, sqlite3_errmsg(s->db));
+    return rc;
+}
+
+Store *store_open(const char *path, char *err, size_t errcap) {
+    if (!path || !*path) { snprintf(err, errcap, "empty run store path"); return NULL; }
+    if (make_parents(path, err, errcap) != 0) return NULL;
+    Store *s = xcalloc(1, sizeof *s);
+    s->path = xstrdup(path);
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        seterr(s, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    FileKind k;
+    if (read_kind(s, &k) != 0 || check_kind(s, &k) != 0) goto fail;
+    // Only now that the file is known to be ours (or empty) may it be changed.
+    if (exec_retry(s, "PRAGMA journal_mode = WAL") != SQLITE_OK || exec_retry(s, "PRAGMA synchronous = NORMAL") != SQLITE_OK ||
+        exec_retry(s, "PRAGMA foreign_keys = ON") != SQLITE_OK)
+        goto fail;
+    if (k.version < SCHEMA_VERSION && with_tx(s, migrate_body, NULL) != 0) goto fail;
+    return s;
+fail:
+    snprintf(err, errcap, "%s", s->err);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+    return NULL;
+}
+
+void store_close(Store *s) {
+    if (!s) return;
+    if (s->nbuf && store_flush(s) != 0)
+        fprintf(stderr, "hlab: warning: %d metric values not recorded: %s\n", s->nbuf, s->err);
+    for (int i = 0; i < s->nbuf; i++) free(s->buf[i].name);
+    free(s->buf);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+// ---- writing ----
+
+typedef struct { const RunInfo *ri; const Config *cfg; int64_t id; } BeginArgs;
+
+static int insert_params(Store *s, int64_t run, const Config *cfg) {
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "INSERT INTO params(run_id, key, value_num, value_text) VALUES(?1, ?2, ?3, ?4)");
+    for (int i = 0; rc == SQLITE_OK && i < cfg->n; i++) {
+        const ConfValue *v = &cfg->v[i];
+        sqlite3_bind_int64(st, 1, run);
+        bind_text(st, 2, v->spec->path, 0);
+        if (v->spec->type != KT_STRING && !v->is_auto) sqlite3_bind_double(st, 3, v->num);
+        bind_text(st, 4, v->text ? v->text : "", 0);
+        rc = step_done(s, st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int begin_body(Store *s, void *p) {
+    BeginArgs *a = p;
+    const RunInfo *ri = a->ri;
+    sqlite3_stmt *st = NULL;
+    char now[32];
+    utc_now(now);
+    int64_t exp_id = 0;
+    int rc = SQLITE_OK;
+    if (ri->experiment && *ri->experiment) {
+        if ((rc = prepare(s, &st, "INSERT OR IGNORE INTO experiments(name, created_at) VALUES(?1, ?2)")) != SQLITE_OK) return rc;
+        bind_text(st, 1, ri->experiment, 0);
+        bind_text(st, 2, now, 0);
+        rc = step_done(s, st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK) rc = query_int(s, "SELECT id FROM experiments WHERE name = ?1", ri->experiment, &exp_id);
+        if (rc != SQLITE_OK) return rc;
+    }
+    rc = prepare(s, &st,
+                 "INSERT INTO runs(experiment_id, variant, identity, config, pattern, seed, status, started_at,"
+                 " code_version, host, cpu, blas_core, threads, params_total, params_active)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    if (rc != SQLITE_OK) return rc;
+    if (exp_id) sqlite3_bind_int64(st, 1, exp_id); else sqlite3_bind_null(st, 1);
+    bind_text(st, 2, ri->variant, 1);
+    bind_text(st, 3, ri->identity, 0);
+    bind_text(st, 4, ri->config_yaml, 0);
+    bind_text(st, 5, ri->pattern, 0);
+    sqlite3_bind_int64(st, 6, ri->seed);
+    bind_text(st, 7, now, 0);
+    bind_text(st, 8, ri->code_version, 0);
+    bind_text(st, 9, ri->host, 0);
+    bind_text(st, 10, ri->cpu, 0);
+    bind_text(st, 11, ri->blas_core, 0);
+    sqlite3_bind_int(st, 12, ri->threads);
+    sqlite3_bind_double(st, 13, ri->params_total);
+    sqlite3_bind_double(st, 14, ri->params_active);
+    rc = step_done(s, st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return rc;
+    a->id = sqlite3_last_insert_rowid(s->db);
+    return a->cfg ? insert_params(s, a->id, a->cfg) : SQLITE_OK;
+}
+
+int64_t store_run_begin(Store *s, const RunInfo *ri, const Config *cfg) {
+    if (!ri->identity || !*ri->identity) return seterr(s, "store_run_begin: the run identity is required");
+    if (!ri->config_yaml) return seterr(s, "store_run_begin: the config text is required");
+    BeginArgs a = {ri, cfg, -1};
+    return with_tx(s, begin_body, &a) == 0 ? a.id : -1;
+}
+
+int store_metric(Store *s, int64_t run, long step, double tokens, double wall, const char *name, double value) {
+    if (run <= 0 || !name || !*name) return seterr(s, "store_metric: needs a run id and a metric name");
+    if (s->nbuf == s->capbuf) {
+        s->capbuf = s->capbuf ? 2 * s->capbuf : 64;
+        s->buf = xrealloc(s->buf, s->capbuf * sizeof *s->buf);
+    }
+    s->buf[s->nbuf++] = (Metric){run, step, tokens, wall, value, xstrdup(name)};
+    return 0;
+}
+
+static int flush_body(Store *s, void *unused) {
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "INSERT INTO metrics(run_id, step, tokens, wall, name, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    for (int i = 0; rc == SQLITE_OK && i < s->nbuf; i++) {
+        const Metric *m = &s->buf[i];
+        sqlite3_bind_int64(st, 1, m->run);
+        sqlite3_bind_int64(st, 2, m->step);
+        sqlite3_bind_double(st, 3, m->tokens);
+        sqlite3_bind_double(st, 4, m->wall);
+        bind_text(st, 5, m->name, 0);
+        sqlite3_bind_double(st, 6, m->value);   // SQLite binds NaN as NULL
+        rc = step_done(s, st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_flush(Store *s) {
+    if (s->nbuf == 0) return 0;
+    if (with_tx(s, flush_body, NULL) != 0) return -1;
+    // only once committed: a failed flush keeps the values for the next attempt
+    for (int i = 0; i < s->nbuf; i++) free(s->buf[i].name);
+    s->nbuf = 0;
+    return 0;
+}
+
+typedef struct { int64_t run; const char *task, *split, *slice, *metric; double value; long count; } EvalArgs;
+
+static int eval_body(Store *s, void *p) {
+    const EvalArgs *a = p;
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "INSERT INTO evals(run_id, task, split, slice, metric, value, count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, a->run);
+    bind_text(st, 2, a->task, 0);
+    bind_text(st, 3, a->split, 0);
+    bind_text(st, 4, a->slice, 0);
+    bind_text(st, 5, a->metric, 0);
+    sqlite3_bind_double(st, 6, a->value);
+    sqlite3_bind_int64(st, 7, a->count);
+    rc = step_done(s, st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_eval(Store *s, int64_t run, const char *task, const char *split, const char *slice_json,
+               const char *metric, double value, long count) {
+    if (!task || !*task || !metric || !*metric) return seterr(s, "store_eval: needs a task and a metric name");
+    if (!slice_json || !*slice_json) slice_json = "{}";
+    Json j;
+    char jerr[256];
+    if (json_parse(&j, slice_json, strlen(slice_json), jerr, sizeof jerr) != 0)
+        return seterr(s, "store_eval: slice is not valid JSON (%s): %s", jerr, slice_json);
+    int is_object = j.type == JSON_OBJECT;
+    json_free(&j);
+    if (!is_object) return seterr(s, "store_eval: slice must be a JSON object, got: %s", slice_json);
+    EvalArgs a = {run, task, split, slice_json, metric, value, count};
+    return with_tx(s, eval_body, &a);
+}
+
+typedef struct { int64_t run; const char *status, *error; } EndArgs;
+
+static int end_body(Store *s, void *p) {
+    const EndArgs *a = p;
+    sqlite3_stmt *st;
+    char now[32];
+    utc_now(now);
+    int rc = prepare(s, &st, "UPDATE runs SET status = ?1, ended_at = ?2, error = ?3 WHERE id = ?4");
+    if (rc != SQLITE_OK) return rc;
+    bind_text(st, 1, a->status, 0);
+    bind_text(st, 2, now, 0);
+    bind_text(st, 3, a->error, 0);
+    sqlite3_bind_int64(st, 4, a->run);
+    rc = step_done(s, st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK && sqlite3_changes(s->db) != 1) {
+        seterr(s, "store_run_end: no run %lld in %s", (long long)a->run, s->path);
+        return SQLITE_NOTFOUND;
+    }
+    return rc;
+}
+
+int store_run_end(Store *s, int64_t run, const char *status, const char *error) {
+    static const char *const ok[] = {"done", "failed", "diverged", "interrupted"};
+    int valid = 0;
+    for (int i = 0; i < 4; i++) valid |= status && strcmp(status, ok[i]) == 0;
+    if (!valid) return seterr(s, "store_run_end: status '%s' is not one of done|failed|diverged|interrupted", status ? status : "(null)");
+    if (store_flush(s) != 0) return -1;
+    EndArgs a = {run, status, error};
+    return with_tx(s, end_body, &a);
+}

@@ -1,0 +1,64 @@
+// store.h: the run store, one SQLite file (default results/hlab.db) recording every run: its
+// resolved config and parameters, its metrics over time and its evaluations. The schema is
+// documented at the top of store.c.
+//
+// Concurrency: many processes on one host may write the same file at once (a sweep launching
+// runs in parallel). The file is in WAL mode; every write is one BEGIN IMMEDIATE transaction, so
+// writers queue on the lock (busy_timeout 30 s) instead of failing, and a transaction that still
+// meets SQLITE_BUSY is rolled back and retried for up to 60 s. Nothing is lost. Never put the
+// file on a network file system (WAL needs shared memory on one host).
+//
+// A Store is one connection: use it from one thread, and never across fork() (open a new one
+// in the child).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+
+typedef struct Store Store;
+
+// "results/hlab.db"
+const char *store_default_path(void);
+
+// Opens or creates the store (creating parent directories), sets WAL mode, busy_timeout 30000 ms,
+// synchronous NORMAL, foreign keys on, and creates or migrates the schema. Refuses a file that is
+// not SQLite, a SQLite database of another application and one written by a newer hlab.
+// Returns NULL with the reason in err on failure.
+Store *store_open(const char *path, char *err, size_t errcap);
+// Flushes buffered metrics (a failure is reported on stderr: those metrics are lost) and closes.
+void store_close(Store *s);
+
+typedef struct RunInfo {
+    const char *experiment, *variant;  // "" (or NULL) for a plain `hlab train`: stored as NULL
+    const char *identity;              // hash of canonical config + seed + code version (required)
+    const char *config_yaml;           // the canonical resolved config (required)
+    const char *pattern;               // the expanded layer pattern
+    long seed;
+    const char *code_version, *host, *cpu, *blas_core;
+    int threads;
+    double params_total, params_active;
+} RunInfo;
+
+// Inserts the run (status 'running', started_at = now, UTC ISO-8601) and one params row per
+// resolved config key of cfg (cfg may be NULL). Creates the experiment row on first use.
+// Returns the run id, or -1 (see store_errmsg).
+int64_t store_run_begin(Store *s, const RunInfo *ri, const Config *cfg);
+
+// Buffers one metric value in memory; store_flush writes all buffered values in one transaction.
+// Call store_flush at every log step: what is still buffered when the process dies is lost.
+// A NaN value is stored as NULL (SQLite has no NaN); infinities are kept.
+int store_metric(Store *s, int64_t run, long step, double tokens, double wall, const char *name, double value);
+// Returns 0, or -1 (the values stay buffered and the next flush tries again).
+int store_flush(Store *s);
+
+// Records one evaluation result, immediately. slice_json is a JSON object describing the slice
+// (e.g. {"context": 4096, "depth": 0.5}); NULL or "" means "{}". count is the number of examples.
+int store_eval(Store *s, int64_t run, const char *task, const char *split, const char *slice_json,
+               const char *metric, double value, long count);
+
+// Flushes buffered metrics, then sets status (done|failed|diverged|interrupted), ended_at = now
+// and error (NULL for none). Returns 0 or -1.
+int store_run_end(Store *s, int64_t run, const char *status, const char *error);
+
+// The message of the last failure of s.
+const char *store_errmsg(Store *s);
