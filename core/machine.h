@@ -1,0 +1,7 @@
+// machine.h: what every run and benchmark records about where it ran.
+#pragma once
+typedef struct {
+    char host[128], cpu[160], blas_core[64], code_version[64];
+    int cores, threads;
+} MachineInfo;
+void machine_info(MachineInfo *mi);

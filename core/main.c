@@ -1,0 +1,247 @@
+// main.c: the `hlab` command line.
+#include "checkpoint.h"
+#include "info.h"
+#include "keys.h"
+#include "machine.h"
+#include "ops.h"
+#include "train.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: hlab COMMAND [options]\n"
+    "  train CONFIG [--set KEY=VALUE]... [--db PATH] [--init CKPT] [--out CKPT] [--quiet]\n"
+    "        train the model CONFIG describes and record the run (default store: results/hlab.db)\n"
+    "  info CONFIG [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
+    "        canonical pattern, per-layer table, parameters, KV-cache and SSM-state bytes, FLOPs\n"
+    "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
+    "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
+    "        each token predicting the next), optionally writing every parameter's gradient\n"
+    "  keys [--markdown]   every config key with its type, default and meaning\n"
+    "  version             code version, BLAS core, CPU\n";
+
+static void bad_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "hlab: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    exit(EXIT_BADINPUT);
+}
+
+static long parse_long(const char *opt, const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "hlab: %s expects an integer in [%ld, %ld], got \"%s\"\n", opt, lo, hi, s);
+        exit(EXIT_BADINPUT);
+    }
+    return v;
+}
+
+typedef struct {
+    const char *positional;
+    char *sets[256]; int nsets;
+    const char *db, *init, *out, *tokens, *grads;
+    long context, bytes;
+    int json, quiet, markdown;
+} Args;
+
+// Options every command shares one parser for; each command says which it accepts.
+static void parse_args(int argc, char **argv, Args *a, const char *accepted) {
+    memset(a, 0, sizeof *a);
+    a->context = 4096; a->bytes = 2;
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        const char *name = s[0] == '-' && s[1] == '-' ? s + 2 : NULL;
+        if (!name) {
+            if (a->positional) bad_usage("unexpected argument \"%s\"", s);
+            a->positional = s;
+            continue;
+        }
+        char key[32];
+        snprintf(key, sizeof key, " %s ", name);
+        if (!strstr(accepted, key)) bad_usage("unknown option \"%s\" for this command", s);
+        int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown");
+        if (!flag && i + 1 >= argc) bad_usage("option %s needs a value", s);
+        const char *v = flag ? NULL : argv[++i];
+        if (!strcmp(name, "set")) {
+            if (a->nsets == 256) bad_usage("too many --set options (%s)", v);
+            a->sets[a->nsets++] = (char *)v;
+        } else if (!strcmp(name, "db")) a->db = v;
+        else if (!strcmp(name, "init")) a->init = v;
+        else if (!strcmp(name, "out")) a->out = v;
+        else if (!strcmp(name, "tokens")) a->tokens = v;
+        else if (!strcmp(name, "grads")) a->grads = v;
+        else if (!strcmp(name, "context")) a->context = parse_long("--context", v, 1, 1L << 40);
+        else if (!strcmp(name, "bytes")) a->bytes = parse_long("--bytes", v, 1, 8);
+        else if (!strcmp(name, "json")) a->json = 1;
+        else if (!strcmp(name, "quiet")) a->quiet = 1;
+        else if (!strcmp(name, "markdown")) a->markdown = 1;
+    }
+}
+
+static void load_config(Config *c, const char *path, char **sets, int nsets) {
+    ConfError err;
+    if (config_load(c, path, sets, nsets, all_key_tables(), &err) != 0) {
+        fprintf(stderr, "hlab: %s\n", err.msg);
+        exit(EXIT_BADINPUT);
+    }
+}
+
+static int cmd_train(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " set db init out quiet ");
+    if (!a.positional) bad_usage("train needs a config file%s", "");
+    Config c;
+    load_config(&c, a.positional, a.sets, a.nsets);
+    TrainOptions o = {.db = a.db, .init = a.init, .out = a.out, .quiet = a.quiet, .experiment = "", .variant = ""};
+    int rc = train_main(&c, &o);
+    config_free(&c);
+    return rc;
+}
+
+static int cmd_info(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " set context bytes json ");
+    if (!a.positional) bad_usage("info needs a config file%s", "");
+    Config c;
+    load_config(&c, a.positional, a.sets, a.nsets);
+    Model m;
+    ConfError err;
+    if (model_build(&m, &c, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
+    info_print(&m, a.context, (int)a.bytes, a.json);
+    model_free(&m);
+    config_free(&c);
+    return 0;
+}
+
+// Reads a token file: one sequence per line, whitespace-separated integer ids, all lines of the
+// same length. Returns the tokens (caller frees) and sets *B, *T.
+static int *read_tokens(const char *path, int V, int *B, int *T) {
+    FILE *f = fopen(path, "r");
+    if (!f) die_input("--tokens: cannot open %s: %s", path, strerror(errno));
+    int *tok = NULL, n = 0, cap = 0, rows = 0, cols = -1;
+    char *line = NULL;
+    size_t lcap = 0;
+    long lineno = 0;
+    while (getline(&line, &lcap, f) > 0) {
+        lineno++;
+        int count = 0;
+        char *p = line, *end;
+        for (;;) {
+            while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+            if (!*p) break;
+            errno = 0;
+            long v = strtol(p, &end, 10);
+            if (end == p || errno) die_input("%s:%ld: expected an integer token id, got \"%.20s\"", path, lineno, p);
+            if (v < 0 || v >= V) die_input("%s:%ld: token %ld is outside the model's vocabulary [0, %d)", path, lineno, v, V);
+            if (n == cap) { cap = cap ? 2 * cap : 1024; tok = xrealloc(tok, cap * sizeof(int)); }
+            tok[n++] = (int)v; count++; p = end;
+        }
+        if (count == 0) continue;
+        if (cols >= 0 && count != cols) die_input("%s:%ld: %d tokens, but the first sequence has %d (all must be equal)", path, lineno, count, cols);
+        cols = count; rows++;
+    }
+    free(line);
+    fclose(f);
+    if (rows == 0 || cols < 2) die_input("%s: needs at least one sequence of 2 or more tokens", path);
+    *B = rows; *T = cols;
+    return tok;
+}
+
+static int cmd_forward(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " tokens grads ");
+    if (!a.positional) bad_usage("forward needs a checkpoint%s", "");
+    if (!a.tokens) bad_usage("forward needs --tokens FILE%s", "");
+    char emsg[1024];
+    char *yaml = checkpoint_config(a.positional, emsg, sizeof emsg);
+    if (!yaml) die_input("%s", emsg);
+    Config c;
+    ConfError err;
+    if (config_load_string(&c, yaml, a.positional, NULL, 0, all_key_tables(), &err) != 0) die_input("%s", err.msg);
+    Model m;
+    if (model_build(&m, &c, &err) != 0) die_input("%s", err.msg);
+    int B, T;
+    int *tok = read_tokens(a.tokens, m.V, &B, &T);
+    // inputs are tokens [0, T-1), targets tokens [1, T)
+    int T1 = T - 1;
+    int *x = xmalloc((size_t)B * T1 * sizeof(int)), *y = xmalloc((size_t)B * T1 * sizeof(int));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T1; t++) { x[b * T1 + t] = tok[b * T + t]; y[b * T1 + t] = tok[b * T + t + 1]; }
+    ops_init_threads(0);
+    model_alloc(&m, B, T1, B * T1);
+    if (checkpoint_load(&m, a.positional, emsg, sizeof emsg) != 0) die_input("%s", emsg);
+    model_zero_grad(&m);
+    double loss = model_forward(&m, x, y, B, T1);
+    if (a.grads) {
+        model_backward(&m);
+        if (checkpoint_save_grads(&m, a.grads, emsg, sizeof emsg) != 0) die("--grads: %s", emsg);
+    }
+    printf("{\"loss\": %.9g, \"sequences\": %d, \"predicted_tokens\": %d, \"accuracy\": %.6g, \"pattern\": \"%s\"%s}\n",
+           loss, B, m.n_labels, (double)m.n_correct / m.n_labels, m.pattern, a.grads ? ", \"grads_written\": true" : "");
+    free(tok); free(x); free(y); free(yaml);
+    model_free(&m);
+    config_free(&c);
+    return 0;
+}
+
+static const char *type_name(KeyType t) {
+    return t == KT_INT ? "int" : t == KT_FLOAT ? "float" : t == KT_BOOL ? "bool" : "string";
+}
+
+// Writes text for a Markdown table cell, where a bare | would end the cell.
+static void md_cell(const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputs("\\|", stdout);
+        else putchar(*s);
+    }
+}
+
+static int cmd_keys(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " markdown ");
+    const KeySpec *const *tables = all_key_tables();
+    if (a.markdown) printf("| key | type | default | meaning |\n|---|---|---|---|\n");
+    for (int t = 0; tables[t]; t++)
+        for (const KeySpec *k = tables[t]; k->path; k++) {
+            char extra[160] = "";
+            if (k->choices) snprintf(extra, sizeof extra, " (one of %s)", k->choices);
+            else if (k->min <= k->max && k->type != KT_BOOL)
+                snprintf(extra, sizeof extra, k->max >= 1e17 ? " (>= %.15g)" : " [%.15g, %.15g]", k->min, k->max);
+            if (k->allow_auto) strncat(extra, "; \"auto\" allowed", sizeof extra - strlen(extra) - 1);
+            if (a.markdown) {
+                // a table cell cannot hold a bare |
+                printf("| `%s` | %s | `%s` | ", k->path, type_name(k->type), k->def ? k->def : "(required)");
+                md_cell(k->doc);
+                md_cell(extra);
+                printf(" |\n");
+            } else
+                printf("%-34s %-6s %-10s %s%s\n", k->path, type_name(k->type), k->def ? k->def : "(required)", k->doc, extra);
+        }
+    return 0;
+}
+
+static int cmd_version(void) {
+    ops_init_threads(0);
+    MachineInfo mi;
+    machine_info(&mi);
+    printf("hlab %s\nBLAS core %s (%s)\nCPU %s, %d cores\n", mi.code_version, mi.blas_core, blas_config(), mi.cpu, mi.cores);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_BADINPUT : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
+    if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
+    if (!strcmp(cmd, "forward")) return cmd_forward(argc, argv);
+    if (!strcmp(cmd, "keys")) return cmd_keys(argc, argv);
+    if (!strcmp(cmd, "version")) return cmd_version();
+    fprintf(stderr, "hlab: unknown command \"%s\"\n%s", cmd, usage);
+    return EXIT_BADINPUT;
+}

@@ -1,0 +1,77 @@
+// optim.c: AdamW, gradient norm, schedules (see optim.h).
+#include "optim.h"
+#include <math.h>
+#include <string.h>
+#include <stdlib.h>
+
+void adamw_init(AdamW *o, const Model *m, double beta1, double beta2, double eps, double weight_decay) {
+    memset(o, 0, sizeof *o);
+    o->n = m->nparams;
+    o->m = alloc_touched(o->n * sizeof(real));
+    o->v = alloc_touched(o->n * sizeof(real));
+    o->decay_mask = alloc_touched(o->n * sizeof(real));
+    for (int i = 0; i < m->npinfo; i++)
+        if (m->pinfo[i].decay)
+            for (size_t k = 0; k < m->pinfo[i].numel; k++) o->decay_mask[m->pinfo[i].offset + k] = 1;
+    o->beta1 = beta1; o->beta2 = beta2; o->eps = eps; o->weight_decay = weight_decay;
+}
+
+void adamw_free(AdamW *o) { free(o->m); free(o->v); free(o->decay_mask); memset(o, 0, sizeof *o); }
+
+void adamw_step(AdamW *o, real *params, const real *grads, double lr, double grad_scale) {
+    o->t++;
+    double bc1 = 1 - pow(o->beta1, (double)o->t), bc2 = 1 - pow(o->beta2, (double)o->t);
+    real b1 = (real)o->beta1, b2 = (real)o->beta2, eps = (real)o->eps, gs = (real)grad_scale;
+    real a = (real)(lr / bc1), ibc2 = (real)(1.0 / bc2), wd = (real)(lr * o->weight_decay);
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < o->n; i++) {
+        real g = grads[i] * gs;
+        real m = o->m[i] = b1 * o->m[i] + (1 - b1) * g;
+        real v = o->v[i] = b2 * o->v[i] + (1 - b2) * g * g;
+        // decoupled weight decay (Loshchilov & Hutter): shrink the weight, not the gradient
+        params[i] -= a * m / (sqrt(v * ibc2) + eps) + wd * o->decay_mask[i] * params[i];
+    }
+}
+
+double grad_norm(const real *grads, size_t n) {
+    // Fixed chunks summed in order: the same value whatever the thread count.
+    enum { CHUNK = 1 << 16 };
+    size_t nchunks = (n + CHUNK - 1) / CHUNK;
+    double *part = malloc((nchunks + 1) * sizeof(double));
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)grads[i] * grads[i];
+        part[c] = s;
+    }
+    double s = 0;
+    for (size_t c = 0; c < nchunks; c++) s += part[c];
+    free(part);
+    return sqrt(s);
+}
+
+int schedule_kind(const char *name) {
+    if (!strcmp(name, "constant")) return 0;
+    if (!strcmp(name, "cosine")) return 1;
+    if (!strcmp(name, "wsd")) return 2;
+    return -1;
+}
+
+double schedule_lr(const Schedule *s, long step) {
+    if (s->warmup > 0 && step < s->warmup) return s->lr * (double)(step + 1) / (double)s->warmup;
+    long rest = s->total - s->warmup;
+    double frac = rest > 0 ? (double)(step - s->warmup) / (double)rest : 0;   // 0 .. <1
+    switch (s->kind) {
+    case 1:   // cosine from lr down to min_lr
+        return s->min_lr + 0.5 * (s->lr - s->min_lr) * (1 + cos(M_PI * frac));
+    case 2: { // warmup-stable-decay: flat, then linear decay over the last decay_frac of the steps
+        long decay_steps = (long)llround(s->decay_frac * (double)s->total);
+        long decay_start = s->total - decay_steps;
+        if (step < decay_start || decay_steps <= 0) return s->lr;
+        double f = (double)(step - decay_start + 1) / (double)decay_steps;
+        return s->lr + (s->min_lr - s->lr) * f;
+    }
+    default: return s->lr;
+    }
+}

@@ -1,0 +1,27 @@
+// tasks.c: the task registry. Adding a task is one core/task_*.c file and one line here.
+#include "task.h"
+#include <string.h>
+
+extern const Task mqar_task, bytes_task;
+
+const Task *const task_registry[] = {
+    &mqar_task,    // Zoology's multi-query associative recall
+    &bytes_task,   // byte-level language modelling on a text file
+    NULL,
+};
+
+const char *const split_names[3] = {"train", "valid", "test"};
+
+const Task *task_find(const char *name) {
+    for (int i = 0; task_registry[i]; i++) if (!strcmp(task_registry[i]->name, name)) return task_registry[i];
+    return NULL;
+}
+
+// Seed of example `index` of `split`: disjoint streams per split, so no example is shared
+// between train, valid and test by construction (Zoology draws train seeds below 2^31 and test
+// seeds above; we separate by a split tag inside the hash instead).
+uint64_t task_example_seed(uint64_t data_seed, int split, long index) {
+    uint64_t x = data_seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)(split + 1) << 56) ^ (uint64_t)index;
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+    return x;
+}

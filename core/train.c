@@ -1,0 +1,250 @@
+// train.c: the training loop: data order, AdamW steps, schedules, logging to the run store,
+// validation, early stopping, divergence and interruption handling.
+#include "train.h"
+#include "checkpoint.h"
+#include "keys.h"
+#include "machine.h"
+#include "ops.h"
+#include "optim.h"
+#include "store.h"
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_signal(int sig) { stop_signal = sig; }
+
+// Fills rows [0, B) of a batch with examples idx[0..B) of a split, in parallel: examples are
+// independent and generated from their own seeds, so the batch does not depend on threads.
+static void fill_batch(const Task *task, void *st, int split, const long *idx, int B, int T, int *tok, int *tgt) {
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) task->example(st, split, idx[b], tok + (size_t)b * T, tgt + (size_t)b * T);
+}
+
+EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_examples, int *tok, int *tgt) {
+    EvalResult r = {0};
+    long n = task->size(st, split);
+    if (max_examples > 0 && n > max_examples) n = max_examples;
+    long idx[m->B];
+    double loss_sum = 0;
+    for (long start = 0; start < n; start += m->B) {
+        int B = (int)(n - start < m->B ? n - start : m->B);
+        for (int b = 0; b < B; b++) idx[b] = start + b;
+        fill_batch(task, st, split, idx, B, m->T, tok, tgt);
+        double loss = model_forward(m, tok, tgt, B, m->T);
+        loss_sum += loss * m->n_labels;
+        r.labels += m->n_labels; r.correct += m->n_correct; r.examples += B;
+    }
+    r.loss = r.labels ? loss_sum / r.labels : NAN;
+    r.accuracy = r.labels ? (double)r.correct / r.labels : NAN;
+    return r;
+}
+
+static double headline(const Task *t, EvalResult r) {
+    return !strcmp(t->metric, "bpb") ? r.loss / log(2.0) : r.accuracy;
+}
+
+static void record_eval(Store *s, int64_t run, const Task *task, int split, EvalResult r) {
+    if (!s) return;
+    const char *sp = split_names[split];
+    store_eval(s, run, task->name, sp, "{}", "loss", r.loss, r.labels);
+    store_eval(s, run, task->name, sp, "{}", "accuracy", r.accuracy, r.labels);
+    if (!strcmp(task->metric, "bpb")) store_eval(s, run, task->name, sp, "{}", "bpb", r.loss / log(2.0), r.labels);
+}
+
+// Permutation of the training examples for one epoch, from the data seed (Zoology never
+// shuffles; we do, reproducibly).
+static void epoch_order(long *perm, long n, uint64_t seed, long epoch) {
+    for (long i = 0; i < n; i++) perm[i] = i;
+    Rng r;
+    rng_seed(&r, seed * 0x2545F4914F6CDD1Dull + (uint64_t)epoch + 1);
+    for (long i = n - 1; i > 0; i--) {
+        long j = (long)rng_below(&r, (uint64_t)i + 1), t = perm[i];
+        perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+int train_main(const Config *cfg, const TrainOptions *o) {
+    ConfError err;
+    const Task *task = task_find(cfg_str(cfg, "data.task"));
+    if (!task) {
+        cfg_error(cfg, "data.task", &err, "unknown task \"%s\"", cfg_str(cfg, "data.task"));
+        fprintf(stderr, "hlab: %s\n", err.msg);
+        return EXIT_BADINPUT;
+    }
+    Model m;
+    if (model_build(&m, cfg, &err) != 0 || (task->validate && task->validate(cfg, &err) != 0)) {
+        fprintf(stderr, "hlab: %s\n", err.msg);
+        return EXIT_BADINPUT;
+    }
+    void *st = task->open(cfg, &err);
+    if (!st) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
+
+    ops_init_threads((int)cfg_int(cfg, "train.threads"));
+    int B = (int)cfg_int(cfg, "train.batch_size"), T = (int)cfg_int(cfg, "data.seq_len");
+    long ntrain = task->size(st, SPLIT_TRAIN);
+    long steps = cfg_int(cfg, "train.steps");
+    if (steps == 0) steps = (long)ceil(cfg_num(cfg, "train.epochs") * (double)ntrain / B);
+    if (steps < 1) steps = 1;
+
+    model_alloc(&m, B, T, B * task->max_labels(st));
+    uint64_t seed = (uint64_t)cfg_int(cfg, "seed");
+    model_init(&m, seed);
+    char emsg[1024];
+    if (o->init && checkpoint_load(&m, o->init, emsg, sizeof emsg) != 0) {
+        fprintf(stderr, "hlab: --init: %s\n", emsg);
+        return EXIT_BADINPUT;
+    }
+    AdamW opt;
+    adamw_init(&opt, &m, cfg_num(cfg, "train.beta1"), cfg_num(cfg, "train.beta2"), cfg_num(cfg, "train.adam_eps"),
+               cfg_num(cfg, "train.weight_decay"));
+    Schedule sched = {.kind = schedule_kind(cfg_str(cfg, "train.schedule")), .lr = cfg_num(cfg, "train.lr"),
+                      .warmup = cfg_int(cfg, "train.warmup_steps"), .total = steps,
+                      .decay_frac = cfg_num(cfg, "train.decay_frac")};
+    sched.min_lr = sched.lr * cfg_num(cfg, "train.min_lr_frac");
+    double clip = cfg_num(cfg, "train.grad_clip");
+    long log_every = cfg_int(cfg, "train.log_every"), eval_every = cfg_int(cfg, "eval.every");
+    long eval_max = cfg_int(cfg, "eval.max_examples");
+    double early = cfg_num(cfg, "eval.early_stop");
+
+    // the run store
+    MachineInfo mi;
+    machine_info(&mi);
+    char *yaml = config_canonical_yaml(cfg);
+    char ident_src[64], identity[17];
+    size_t ylen = strlen(yaml);
+    char *idbuf = xmalloc(ylen + sizeof ident_src + sizeof mi.code_version);
+    snprintf(ident_src, sizeof ident_src, "\nseed=%ld\n", cfg_int(cfg, "seed"));
+    sprintf(idbuf, "%s%s%s", yaml, ident_src, mi.code_version);
+    hash_hex(idbuf, strlen(idbuf), identity);
+    free(idbuf);
+    const char *dbpath = o->db ? o->db : cfg_str(cfg, "store.db");
+    Store *store = NULL;
+    int64_t run = -1;
+    if (dbpath[0] && strcmp(dbpath, "none")) {
+        store = store_open(dbpath, emsg, sizeof emsg);
+        if (!store) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
+        RunInfo ri = {.experiment = o->experiment ? o->experiment : "", .variant = o->variant ? o->variant : "",
+                      .identity = identity, .config_yaml = yaml, .pattern = m.pattern, .seed = cfg_int(cfg, "seed"),
+                      .code_version = mi.code_version, .host = mi.host, .cpu = mi.cpu, .blas_core = mi.blas_core,
+                      .threads = mi.threads, .params_total = model_param_count(&m), .params_active = model_active_count(&m)};
+        run = store_run_begin(store, &ri, cfg);
+        if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
+    }
+    if (!o->quiet)
+        printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d x %d, %d threads, BLAS core %s\n",
+               (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int *tok = alloc_touched((size_t)B * T * sizeof(int)), *tgt = alloc_touched((size_t)B * T * sizeof(int));
+    long *perm = xmalloc((ntrain + 1) * sizeof(long));
+    long idx[B];
+    uint64_t dseed = (uint64_t)cfg_int(cfg, "data.seed") ^ (seed * 0x9E3779B97F4A7C15ull);
+    long epoch = 0, cursor = 0;
+    epoch_order(perm, ntrain, dseed, epoch);
+
+    const char *status = "done";
+    char errbuf[1200] = "";
+    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, loss_acc = 0;
+    long loss_n = 0, step;
+    int exit_code = EXIT_OK;
+    for (step = 0; step < steps; step++) {
+        for (int b = 0; b < B; b++) {
+            if (cursor == ntrain) { cursor = 0; epoch_order(perm, ntrain, dseed, ++epoch); }
+            idx[b] = perm[cursor++];
+        }
+        fill_batch(task, st, SPLIT_TRAIN, idx, B, T, tok, tgt);
+        model_zero_grad(&m);
+        double loss = model_forward(&m, tok, tgt, B, T);
+        model_backward(&m);
+        double gn = grad_norm(m.grads, m.nparams);
+        if (!isfinite(loss) || !isfinite(gn)) {
+            snprintf(errbuf, sizeof errbuf, "step %ld: non-finite %s (loss %g, gradient norm %g)", step,
+                     isfinite(loss) ? "gradient" : "loss", loss, gn);
+            status = "diverged"; exit_code = EXIT_DIVERGED;
+            break;
+        }
+        double lr = schedule_lr(&sched, step);
+        adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
+        tokens_seen += (double)B * T;
+        loss_acc += loss; loss_n++;
+
+        int last = step == steps - 1;
+        if ((step + 1) % log_every == 0 || last) {
+            double now = now_seconds(), wall = now - t0;
+            double tps = (double)loss_n * B * T / (now - tlog);
+            double mean_loss = loss_acc / loss_n;
+            if (store) {
+                store_metric(store, run, step + 1, tokens_seen, wall, "train_loss", mean_loss);
+                store_metric(store, run, step + 1, tokens_seen, wall, "lr", lr);
+                store_metric(store, run, step + 1, tokens_seen, wall, "grad_norm", gn);
+                store_metric(store, run, step + 1, tokens_seen, wall, "tokens_per_s", tps);
+                store_flush(store);
+            }
+            if (!o->quiet)
+                printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
+            fflush(stdout);
+            loss_acc = 0; loss_n = 0; tlog = now_seconds();
+        }
+        int do_eval = (eval_every > 0 && (step + 1) % eval_every == 0) || (early > 0 && last);
+        if (do_eval && task->size(st, SPLIT_VALID) > 0) {
+            EvalResult r = evaluate(&m, task, st, SPLIT_VALID, eval_max, tok, tgt);
+            double wall = now_seconds() - t0;
+            if (store) {
+                store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", r.loss);
+                store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", r.accuracy);
+                store_flush(store);
+            }
+            if (!o->quiet) printf("eval  step %ld  valid loss %.4f  %s %.4f\n", step + 1, r.loss, task->metric, headline(task, r));
+            tlog = now_seconds();
+            if (early > 0 && r.accuracy >= early) {
+                if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f\n", r.accuracy, early);
+                step++;
+                break;
+            }
+        }
+        if (stop_signal) {
+            snprintf(errbuf, sizeof errbuf, "interrupted by signal %d at step %ld", (int)stop_signal, step + 1);
+            status = "interrupted"; exit_code = EXIT_INTERRUPTED;
+            step++;
+            break;
+        }
+    }
+    double train_time = now_seconds() - t0;
+
+    if (exit_code == EXIT_OK) {
+        // final scores: validation and the held-out test split (never used for decisions)
+        for (int split = SPLIT_VALID; split <= SPLIT_TEST; split++) {
+            if (task->size(st, split) == 0) continue;
+            EvalResult r = evaluate(&m, task, st, split, eval_max, tok, tgt);
+            record_eval(store, run, task, split, r);
+            if (!o->quiet)
+                printf("final %-5s loss %.4f  %s %.4f  (%ld examples)\n", split_names[split], r.loss, task->metric,
+                       headline(task, r), r.examples);
+        }
+        if (store) store_eval(store, run, task->name, "train", "{}", "train_seconds", train_time, step);
+        const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");
+        if (out && out[0]) {
+            if (checkpoint_save(&m, out, emsg, sizeof emsg) != 0) {
+                snprintf(errbuf, sizeof errbuf, "checkpoint: %s", emsg);
+                status = "failed"; exit_code = EXIT_FAIL;
+            } else if (!o->quiet) printf("checkpoint written to %s\n", out);
+        }
+    }
+    if (exit_code != EXIT_OK) fprintf(stderr, "hlab: run %s: %s\n", status, errbuf);
+    if (!o->quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, tokens_seen / train_time);
+    if (store) {
+        store_run_end(store, run, status, errbuf[0] ? errbuf : NULL);
+        store_close(store);
+    }
+    free(yaml); free(tok); free(tgt); free(perm);
+    adamw_free(&opt);
+    task->close(st);
+    model_free(&m);
+    return exit_code;
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# End-to-end tests of ./hlab: determinism (bitwise-identical checkpoints), checkpoint round trip
+# through `hlab forward` and `--init`, the run store, `hlab info`, and bad input (exit 2, nothing
+# written). Prints one line per check and "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+H=./hlab
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok()   { echo "ok   cli: $1"; pass=$((pass+1)); }
+bad()  { echo "FAIL cli: $1"; fail=$((fail+1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+
+cat > "$tmp/tiny.yaml" <<'Y'
+seed: 3
+model: {d_model: 16, vocab_size: 64, pattern: "M-*-", attention: {heads: 2, rope: true}, mamba: {d_state: 4}, mlp: {hidden: 24}}
+data: {task: mqar, seq_len: 32, mqar: {num_kv_pairs: 4, train_examples: 512, valid_examples: 64, test_examples: 64}}
+train: {batch_size: 8, steps: 12, lr: 3e-3, log_every: 4}
+Y
+
+# determinism: same config, seed and threads -> bitwise identical weights
+for i in 1 2; do
+  OMP_NUM_THREADS=2 $H train "$tmp/tiny.yaml" --set train.threads=2 --db "$tmp/runs.db" --out "$tmp/w$i.safetensors" --quiet > "$tmp/out$i" 2>&1
+done
+check "two identical runs write bitwise identical checkpoints" "cmp -s '$tmp/w1.safetensors' '$tmp/w2.safetensors'"
+$H train "$tmp/tiny.yaml" --set seed=4 --db none --out "$tmp/w3.safetensors" --quiet > /dev/null 2>&1
+check "another seed gives other weights" "! cmp -s '$tmp/w1.safetensors' '$tmp/w3.safetensors'"
+$H train "$tmp/tiny.yaml" --set train.threads=1 --db none --out "$tmp/t1a.safetensors" --quiet > /dev/null 2>&1
+$H train "$tmp/tiny.yaml" --set train.threads=1 --db none --out "$tmp/t1b.safetensors" --quiet > /dev/null 2>&1
+check "one thread: identical again" "cmp -s '$tmp/t1a.safetensors' '$tmp/t1b.safetensors'"
+
+# the run store recorded both runs, their params as numbers, metrics and evals
+n=$(sqlite3 "$tmp/runs.db" "select count(*) from runs where status='done'")
+check "run store has 2 finished runs (got $n)" "[ '$n' = 2 ]"
+t=$(sqlite3 "$tmp/runs.db" "select typeof(value_num) from params where key='train.lr' limit 1")
+check "numeric params stored as numbers (typeof $t)" "[ '$t' = real ]"
+m=$(sqlite3 "$tmp/runs.db" "select count(*) from metrics where name='train_loss'")
+check "train_loss metrics recorded ($m rows)" "[ '$m' -ge 6 ]"
+e=$(sqlite3 "$tmp/runs.db" "select count(*) from evals where split='test' and metric='accuracy'")
+check "test accuracy recorded ($e rows)" "[ '$e' = 2 ]"
+p=$(sqlite3 "$tmp/runs.db" "select pattern from runs limit 1")
+check "canonical pattern stored ($p)" "[ '$p' = 'M-*-' ]"
+
+# forward: loss as JSON, gradients as safetensors with the same tensor names
+printf '1 2 3 4 5 6 7 8\n9 10 11 12 13 14 15 16\n' > "$tmp/tok.txt"
+$H forward "$tmp/w1.safetensors" --tokens "$tmp/tok.txt" --grads "$tmp/g.safetensors" > "$tmp/fwd.json"
+check "forward prints a JSON loss" "grep -q '\"loss\": [0-9]' '$tmp/fwd.json'"
+check "forward writes gradients" "[ -s '$tmp/g.safetensors' ]"
+$H forward "$tmp/w1.safetensors" --tokens "$tmp/tok.txt" > "$tmp/fwd2.json"
+check "forward is repeatable" "cmp -s <(cut -d, -f1 '$tmp/fwd.json') <(cut -d, -f1 '$tmp/fwd2.json')"
+
+# --init from a checkpoint with lr 0 keeps the weights: the forward loss is unchanged
+$H train "$tmp/tiny.yaml" --init "$tmp/w1.safetensors" --set train.lr=0 --set train.weight_decay=0 --set train.steps=2 --db none --out "$tmp/w4.safetensors" --quiet > /dev/null 2>&1
+$H forward "$tmp/w4.safetensors" --tokens "$tmp/tok.txt" > "$tmp/fwd4.json"
+check "--init then lr 0 reproduces the forward loss" "cmp -s <(cut -d, -f1 '$tmp/fwd.json') <(cut -d, -f1 '$tmp/fwd4.json')"
+
+# a checkpoint of another model is refused at --init
+cat > "$tmp/other.yaml" <<'Y'
+model: {d_model: 16, vocab_size: 64, pattern: "**", attention: {heads: 2}}
+data: {task: mqar, seq_len: 32, mqar: {num_kv_pairs: 4, train_examples: 64}}
+train: {batch_size: 8, steps: 1}
+Y
+$H train "$tmp/other.yaml" --init "$tmp/w1.safetensors" --db none --quiet > /dev/null 2> "$tmp/err"; rc=$?
+check "wrong-model checkpoint: exit 2 (got $rc)" "[ $rc = 2 ] && grep -q 'missing\|not part of this model' '$tmp/err'"
+
+# bad input: exit 2, a message with file:line:col, nothing written
+printf 'model:\n  d_model: 16\n  atention: {heads: 2}\n' > "$tmp/bad.yaml"
+$H train "$tmp/bad.yaml" --db "$tmp/bad.db" > /dev/null 2> "$tmp/err"; rc=$?
+check "unknown key: exit 2 (got $rc)" "[ $rc = 2 ]"
+check "unknown key: file:line:col and did-you-mean" "grep -q 'bad.yaml:3:3' '$tmp/err' && grep -q 'model.attention' '$tmp/err'"
+check "bad config writes no database" "[ ! -e '$tmp/bad.db' ]"
+$H train "$tmp/tiny.yaml" --set model.pattern='M-X-' --db "$tmp/bad.db" > /dev/null 2> "$tmp/err"; rc=$?
+check "bad pattern symbol via --set: exit 2" "[ $rc = 2 ] && grep -q \"'X'\" '$tmp/err'"
+$H train "$tmp/tiny.yaml" --set model.attention.heads=3 --db "$tmp/bad.db" > /dev/null 2> "$tmp/err"; rc=$?
+check "d_model not divisible by heads: exit 2" "[ $rc = 2 ] && grep -q 'divisible' '$tmp/err'"
+$H train "$tmp/tiny.yaml" --bogus 1 > /dev/null 2>&1; rc=$?
+check "unknown option: exit 2" "[ $rc = 2 ]"
+$H info "$tmp/tiny.yaml" --context abc > /dev/null 2>&1; rc=$?
+check "bad --context: exit 2" "[ $rc = 2 ]"
+$H train "$tmp/missing.yaml" > /dev/null 2>&1; rc=$?
+check "missing config file: exit 2" "[ $rc = 2 ]"
+$H forward "$tmp/tok.txt" --tokens "$tmp/tok.txt" > /dev/null 2>&1; rc=$?
+check "forward on a non-checkpoint: exit 2" "[ $rc = 2 ]"
+check "no database was created by bad input" "[ ! -e '$tmp/bad.db' ]"
+
+# info on a 50B-parameter config answers without allocating it
+cat > "$tmp/huge.yaml" <<'Y'
+model: {d_model: 8192, vocab_size: 65536, layers: 64, ratio: "1:7", moe_period: 0, attention: {heads: 64, kv_heads: 8}, mlp: {hidden: 28672}}
+Y
+( ulimit -v 1000000; $H info "$tmp/huge.yaml" --json > "$tmp/huge.json" ); rc=$?
+check "info on a huge config runs within 1 GB of address space (exit $rc)" "[ $rc = 0 ]"
+check "info reports > 50e9 parameters" "grep -q '\"params_total\": [5-9][0-9]\{10\}' '$tmp/huge.json'"
+
+echo "$pass passed, $fail failed"
