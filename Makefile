@@ -25,10 +25,12 @@ DTEST_BIN = $(DTEST_SRC:tests/%.c=$(OBJDIR)/tests/%)
 STEST_BIN = $(TEST_SRC:tests/%.c=$(OBJDIR)/stests/%)
 SH_TESTS  = $(wildcard tests/t_*.sh)
 
-PKGS = libopenblas-dev libyaml-dev libsqlite3-dev gnuplot-nox
+PKGS = libopenblas-dev libyaml-dev libsqlite3-dev gnuplot-nox sqlite3
 DEPS_STAMP = $(OBJDIR)/.deps
 
-.PHONY: all deps test test-fast sanitize clean
+.PHONY: all deps test test-fast quickstart clean
+# objects built through pattern rules are not intermediates: keep them for incremental builds
+.SECONDARY: $(LIB_OBJ) $(LIB_OBJ_D) $(LIB_OBJ_S)
 all: deps hlab
 
 # Installs what is missing (as root, or through sudo when available).
@@ -71,6 +73,10 @@ test: all $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN)
 
 test-fast: all $(TEST_BIN) $(DTEST_BIN)
 	@tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS)
+
+# The main job: a small comparison on MQAR that ends with a table (see README).
+quickstart: all
+	@bash experiments/quickstart.sh
 
 clean:
 	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/tests $(OBJDIR)/stests hlab
