@@ -3,8 +3,7 @@
 CC      ?= gcc
 CFLAGS  ?= -O3 -march=native
 HLAB_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-CFLAGS  += -DHLAB_VERSION=\"$(HLAB_VERSION)\"
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Icore -Iblocks
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Icore -Iblocks -I$(OBJDIR)
 LDLIBS  = -lopenblas -lyaml -lsqlite3 -lm
 OBJDIR  = build
 
@@ -15,6 +14,7 @@ HDRS      = $(wildcard core/*.h blocks/*.h tests/*.h)
 LIB_OBJ   = $(LIB_SRC:%.c=$(OBJDIR)/f/%.o)
 LIB_OBJ_D = $(LIB_SRC:%.c=$(OBJDIR)/d/%.o)
 LIB_OBJ_S = $(LIB_SRC:%.c=$(OBJDIR)/s/%.o)
+LIB_OBJ_SD = $(LIB_SRC:%.c=$(OBJDIR)/sd/%.o)
 
 # Tests: tests/test_*.c link the float engine; tests/dtest_*.c the double-precision engine
 # (finite-difference gradient checks); tests/*.sh drive ./hlab end to end.
@@ -22,7 +22,7 @@ TEST_SRC  = $(wildcard tests/test_*.c)
 DTEST_SRC = $(wildcard tests/dtest_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(OBJDIR)/tests/%)
 DTEST_BIN = $(DTEST_SRC:tests/%.c=$(OBJDIR)/tests/%)
-STEST_BIN = $(TEST_SRC:tests/%.c=$(OBJDIR)/stests/%)
+STEST_BIN = $(TEST_SRC:tests/%.c=$(OBJDIR)/stests/%) $(DTEST_SRC:tests/%.c=$(OBJDIR)/stests/%)
 SH_TESTS  = $(wildcard tests/t_*.sh)
 
 PKGS = libopenblas-dev libyaml-dev libsqlite3-dev gnuplot-nox sqlite3
@@ -30,7 +30,7 @@ DEPS_STAMP = $(OBJDIR)/.deps
 
 .PHONY: all deps test test-fast quickstart clean
 # objects built through pattern rules are not intermediates: keep them for incremental builds
-.SECONDARY: $(LIB_OBJ) $(LIB_OBJ_D) $(LIB_OBJ_S)
+.SECONDARY: $(LIB_OBJ) $(LIB_OBJ_D) $(LIB_OBJ_S) $(LIB_OBJ_SD)
 all: deps hlab
 
 # Installs what is missing (as root, or through sudo when available).
@@ -56,6 +56,10 @@ $(OBJDIR)/s/%.o: %.c $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -c -o $@ $<
 
+$(OBJDIR)/sd/%.o: %.c $(HDRS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -DHLAB_DOUBLE -c -o $@ $<
+
 $(OBJDIR)/tests/test_%: tests/test_%.c $(LIB_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB_OBJ) $(LDLIBS)
@@ -65,6 +69,17 @@ $(OBJDIR)/tests/dtest_%: tests/dtest_%.c $(LIB_OBJ_D) $(HDRS)
 $(OBJDIR)/stests/test_%: tests/test_%.c $(LIB_OBJ_S) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -Itests -o $@ $< $(LIB_OBJ_S) $(LDLIBS)
+$(OBJDIR)/stests/dtest_%: tests/dtest_%.c $(LIB_OBJ_SD) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -DHLAB_DOUBLE -Itests -o $@ $< $(LIB_OBJ_SD) $(LDLIBS)
+
+# The code version every run records: build/version.h changes only when `git describe` does,
+# and only core/machine.c includes it.
+VERSION_H = $(OBJDIR)/version.h
+.PHONY: FORCE
+$(VERSION_H): FORCE | $(DEPS_STAMP)
+	@v='#define HLAB_VERSION "$(HLAB_VERSION)"'; [ -f $@ ] && [ "$$(cat $@)" = "$$v" ] || echo "$$v" > $@
+$(OBJDIR)/f/core/machine.o $(OBJDIR)/d/core/machine.o $(OBJDIR)/s/core/machine.o $(OBJDIR)/sd/core/machine.o: $(VERSION_H)
 
 # The whole suite: unit tests, gradient checks, end-to-end shell tests, and the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -79,4 +94,4 @@ quickstart: all
 	@bash experiments/quickstart.sh
 
 clean:
-	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/tests $(OBJDIR)/stests hlab
+	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/sd $(OBJDIR)/tests $(OBJDIR)/stests hlab

@@ -23,4 +23,7 @@ sqlite3 -header -column "$out" "
        JOIN evals e ON e.run_id = r.id AND e.split = 'test' AND e.metric = 'accuracy'
   ORDER BY r.id"
 echo
+echo "One epoch of 30,000 sequences each. At this budget attention alone has not yet learned recall,"
+echo "while the hybrid has: Mamba's short convolution gives attention the token shift it needs"
+echo "(Zoology/Based's observation). Train longer (--set train.epochs=8) to see attention catch up."
 echo "run store: $out   (sqlite3 $out 'select * from runs')"

@@ -47,7 +47,7 @@ static double check_model(const char *label, const char *yaml, int B, int T, int
     double worst_all = 0;
     for (int i = 0; i < m.npinfo; i++) {
         ParamInfo *pi = &m.pinfo[i];
-        double worst = 0, floor_ = fmax(1e-3 * max_abs(g + pi->offset, pi->numel), 1e-12);
+        double worst = 0, floor_ = fmax(1e-3 * max_abs(g + pi->offset, pi->numel), 1e-8);
         int ns = pi->numel < (size_t)samples ? (int)pi->numel : samples;
         for (int s = 0; s < ns; s++) {
             size_t k = pi->numel <= (size_t)samples ? (size_t)s : rng_below(&rng, pi->numel);

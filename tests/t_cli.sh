@@ -92,4 +92,7 @@ Y
 check "info on a huge config runs within 1 GB of address space (exit $rc)" "[ $rc = 0 ]"
 check "info reports > 50e9 parameters" "grep -q '\"params_total\": [5-9][0-9]\{10\}' '$tmp/huge.json'"
 
+# the key reference in docs/ is generated from the key tables and must not drift
+check "docs/config-keys.md matches ./hlab keys --markdown" "diff -q <(tail -n +7 docs/config-keys.md) <($H keys --markdown) > /dev/null"
+
 echo "$pass passed, $fail failed"
