@@ -51,6 +51,16 @@ typedef struct BlockType {
     // cache elements one sequence keeps at context ctx (KV cache, or conv+SSM state).
     double (*flops_per_token)(const Layer *L, long ctx);
     double (*cache_elems)(const Layer *L, long ctx);
+
+    // Optional: an auxiliary loss pooled over every layer of this type (MoE load balancing,
+    // blocks.md §6.5: one pool over all MoE layers' tokens). Called once per forward, after all
+    // layers ran, with this type's layers in order; returns the term added to the training loss
+    // (coefficient included) and leaves in each layer what its backward needs to add the term's
+    // gradient. B, T are the forward's.
+    double (*pooled_loss)(Layer **layers, int n, int B, int T);
+    // Optional: per-layer numbers recorded with the run's metrics at each logging step (e.g.
+    // expert load). Calls emit(ctx, name, value) for each; the core prefixes the layer's prefix.
+    void (*report)(const Layer *L, void (*emit)(void *ctx, const char *name, double value), void *ctx);
 } BlockType;
 
 typedef struct ParamInfo {

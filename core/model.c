@@ -173,6 +173,37 @@ void model_zero_grad(Model *m) { memset(m->grads, 0, m->nparams * sizeof(real));
 static real *P(Model *m, int pidx) { return m->params + m->pinfo[pidx].offset; }
 static real *G(Model *m, int pidx) { return m->grads + m->pinfo[pidx].offset; }
 
+// Block types with a pooled auxiliary loss get all their layers at once (in pattern order).
+static double pooled_losses(Model *m, int B, int T) {
+    double aux = 0;
+    Layer *group[MAX_SUBLAYERS];
+    for (int r = 0; block_registry[r]; r++) {
+        const BlockType *t = block_registry[r];
+        if (!t->pooled_loss) continue;
+        int n = 0;
+        for (int l = 0; l < m->nsub; l++) if (m->layers[l].type == t) group[n++] = &m->layers[l];
+        if (n) aux += t->pooled_loss(group, n, B, T);
+    }
+    return aux;
+}
+
+typedef struct { void (*emit)(void *, const char *, double); void *ctx; const char *prefix; } ReportCtx;
+static void prefixed_emit(void *p, const char *name, double value) {
+    ReportCtx *r = p;
+    char full[256];
+    snprintf(full, sizeof full, "%s.%s", r->prefix, name);
+    r->emit(r->ctx, full, value);
+}
+
+void model_report(const Model *m, void (*emit)(void *ctx, const char *name, double value), void *ctx) {
+    for (int l = 0; l < m->nsub; l++) {
+        const Layer *L = &m->layers[l];
+        if (!L->type->report) continue;
+        ReportCtx r = {emit, ctx, L->prefix};
+        L->type->report(L, prefixed_emit, &r);
+    }
+}
+
 double model_forward(Model *m, const int *tokens, const int *targets, int B, int T) {
     if (B > m->B || T > m->T) die("batch %dx%d exceeds the allocated %dx%d", B, T, m->B, m->T);
     int C = m->C, V = m->V;
@@ -214,6 +245,7 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
     }
     real *hL = m->res + m->nsub * BTC;
     rmsnorm_forward(m->fin, m->fin_rstd, hL, P(m, m->p_norm_f), B * T, C, m->eps);
+    m->aux_loss = pooled_losses(m, B, T);
     if (!targets) { m->n_labels = 0; m->loss = 0; return 0; }
 
     // gather the labelled positions: the LM head runs on those rows only
@@ -255,7 +287,7 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
 void model_backward(Model *m) {
     int B = m->fwd_B, T = m->fwd_T, C = m->C, V = m->V, n = m->n_labels;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    if (n == 0) return;
+    if (n == 0 && m->aux_loss == 0) return;
 
     // dlogits = (p - onehot(target)) / n, in place over the probabilities
     real *dlog = m->logits;

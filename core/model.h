@@ -52,7 +52,9 @@ struct Model {
 
     // Results of the last forward.
     int n_labels, n_correct;
-    double loss;             // mean CE over labelled positions (what backward differentiates)
+    double loss;             // mean CE over labelled positions
+    double aux_loss;         // pooled auxiliary losses (coefficients included); backward
+                             // differentiates loss + aux_loss
 };
 
 // Builds the layer list from a loaded config: resolves the pattern, finds each symbol's block,
@@ -70,6 +72,9 @@ void model_free(Model *m);
 double model_forward(Model *m, const int *tokens, const int *targets, int B, int T);
 void model_zero_grad(Model *m);
 void model_backward(Model *m);   // after model_forward; gradients accumulate into m->grads
+
+// Per-layer numbers blocks report (BlockType.report), as "<layer prefix>.<name>".
+void model_report(const Model *m, void (*emit)(void *ctx, const char *name, double value), void *ctx);
 
 // Parameter counts from declared shapes (work after model_build alone).
 double model_param_count(const Model *m);   // every tensor once

@@ -41,6 +41,12 @@ EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_ex
     return r;
 }
 
+typedef struct { Store *s; int64_t run; long step; double tokens, wall; } MetricCtx;
+static void store_emit(void *p, const char *name, double value) {
+    MetricCtx *c = p;
+    store_metric(c->s, c->run, c->step, c->tokens, c->wall, name, value);
+}
+
 static double headline(const Task *t, EvalResult r) {
     return !strcmp(t->metric, "bpb") ? r.loss / log(2.0) : r.accuracy;
 }
@@ -150,7 +156,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
 
     const char *status = "done";
     char errbuf[1200] = "";
-    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, loss_acc = 0;
+    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, loss_acc = 0, aux_acc = 0;
     long loss_n = 0, step;
     int exit_code = EXIT_OK;
     for (step = 0; step < steps; step++) {
@@ -163,7 +169,8 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         double loss = model_forward(&m, tok, tgt, B, T);
         model_backward(&m);
         double gn = grad_norm(m.grads, m.nparams);
-        if (!isfinite(loss) || !isfinite(gn)) {
+        aux_acc += m.aux_loss;
+        if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
             snprintf(errbuf, sizeof errbuf, "step %ld: non-finite %s (loss %g, gradient norm %g)", step,
                      isfinite(loss) ? "gradient" : "loss", loss, gn);
             status = "diverged"; exit_code = EXIT_DIVERGED;
@@ -184,12 +191,15 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 store_metric(store, run, step + 1, tokens_seen, wall, "lr", lr);
                 store_metric(store, run, step + 1, tokens_seen, wall, "grad_norm", gn);
                 store_metric(store, run, step + 1, tokens_seen, wall, "tokens_per_s", tps);
+                if (aux_acc != 0) store_metric(store, run, step + 1, tokens_seen, wall, "aux_loss", aux_acc / loss_n);
+                MetricCtx mc = {store, run, step + 1, tokens_seen, wall};
+                model_report(&m, store_emit, &mc);   // per-layer numbers such as expert load
                 store_flush(store);
             }
             if (!o->quiet)
                 printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
             fflush(stdout);
-            loss_acc = 0; loss_n = 0; tlog = now_seconds();
+            loss_acc = 0; aux_acc = 0; loss_n = 0; tlog = now_seconds();
         }
         int do_eval = (eval_every > 0 && (step + 1) % eval_every == 0) || (early > 0 && last);
         if (do_eval && task->size(st, SPLIT_VALID) > 0) {

@@ -53,7 +53,7 @@ static double check_model(const char *label, const char *yaml, int B, int T, int
             size_t k = pi->numel <= (size_t)samples ? (size_t)s : rng_below(&rng, pi->numel);
             real *p = m.params + pi->offset + k, save = *p;
             double f[4], off[4] = {2 * h, h, -h, -2 * h};
-            for (int q = 0; q < 4; q++) { *p = save + off[q]; f[q] = model_forward(&m, tok, tgt, B, T); }
+            for (int q = 0; q < 4; q++) { *p = save + off[q]; f[q] = model_forward(&m, tok, tgt, B, T) + m.aux_loss; }
             *p = save;
             double num = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h);
             double e = fd_compare(g[pi->offset + k] * corrupt_scale(pi->name), num, floor_);
