@@ -128,6 +128,7 @@ void model_alloc(Model *m, int B, int T, int max_labels) {
     m->fin_rstd = alloc_touched(BT * sizeof(real));
     m->lab_pos = alloc_touched(BT * sizeof(int));
     m->lab_tgt = alloc_touched(BT * sizeof(int));
+    m->lab_pred = alloc_touched(BT * sizeof(int));
     m->lab_h = alloc_touched((size_t)max_labels * C * sizeof(real));
     m->logits = alloc_touched((size_t)max_labels * m->V * sizeof(real));
     m->dres = alloc_touched(BTC * sizeof(real));
@@ -139,7 +140,7 @@ void model_alloc(Model *m, int B, int T, int max_labels) {
 
 void model_free(Model *m) {
     void *bufs[] = {m->params, m->grads, m->acts, m->scratch, m->e0, m->de0, m->res, m->pend, m->xn,
-                    m->rstd, m->out, m->fin, m->fin_rstd, m->lab_pos, m->lab_tgt, m->lab_h, m->logits,
+                    m->rstd, m->out, m->fin, m->fin_rstd, m->lab_pos, m->lab_tgt, m->lab_pred, m->lab_h, m->logits,
                     m->dres, m->dx, m->dpend, m->dtmp, m->tokens};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     for (int i = 0; i < m->nsub; i++) free(m->layers[i].priv);
@@ -278,6 +279,7 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
         for (int v = 0; v < V; v++) z[v] *= inv;
         loss += -log(fmax((double)z[m->lab_tgt[r]], 1e-300));
         correct += arg == m->lab_tgt[r];
+        m->lab_pred[r] = arg;
     }
     m->n_correct = correct;
     m->loss = loss / n;

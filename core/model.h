@@ -43,6 +43,7 @@ struct Model {
     real *out;               // (B,T,C) block output
     real *fin, *fin_rstd;    // (B,T,C), (B,T) final norm
     int *lab_pos, *lab_tgt;  // labelled positions (b*T+t) and their targets
+    int *lab_pred;           // the model's argmax at each labelled position
     real *lab_h;             // (max_labels, C) final hidden states at labelled positions
     real *logits;            // (max_labels, V), turned into probabilities by forward
     real *dres, *dx, *dpend; // (B,T,C) backward buffers

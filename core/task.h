@@ -1,7 +1,11 @@
 // task.h: the interface every data source implements (core/task_*.c), registered in core/tasks.c.
-// A task produces numbered examples of three disjoint splits; each example is a token sequence
-// with targets at its labelled positions (-1 elsewhere). Examples are generated on demand from
-// (split seed, index), so any example of any split can be regenerated exactly.
+//
+// A task produces numbered examples of three disjoint splits (train / valid / test: their seed
+// streams are disjoint, so no example is shared). An example is a token sequence of at most
+// max_len tokens with targets at its labelled positions (-1 elsewhere) and a slice: the few
+// integer keys it is reported under (sequence length, needle depth, number of pairs ...).
+// Examples are generated on demand from (split seed, index), so any example of any split can be
+// regenerated exactly, and a grid of evaluation cells is just a range of indices.
 #pragma once
 #include "config.h"
 #include <stdint.h>
@@ -9,17 +13,33 @@
 enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2 };
 extern const char *const split_names[3];
 
+#define SLICE_MAX 4
+typedef struct {
+    int n;
+    const char *key[SLICE_MAX];   // static strings, e.g. "seq_len", "depth"
+    long val[SLICE_MAX];
+} Slice;
+void slice_add(Slice *s, const char *key, long val);
+// {"seq_len": 256, "depth": 50} (keys in the order added); "{}" when empty.
+void slice_json(const Slice *s, char *buf, size_t cap);
+
 typedef struct Task {
     const char *name;            // value of data.task
-    const char *metric;          // headline metric: "accuracy" or "bpb"
+    const char *metric;          // headline metric: "accuracy", "exact_match" or "bpb"
     const KeySpec *keys;         // "data.<name>.*" keys, {NULL}-terminated
     int (*validate)(const Config *c, ConfError *err);
     // Prepares the task (loads files, builds tables); returns its state or NULL with err filled.
     void *(*open)(const Config *c, ConfError *err);
     long (*size)(void *st, int split);             // number of examples in a split
-    int (*max_labels)(void *st);                   // labelled positions per sequence, at most
-    // Writes example `index` of `split`: tokens[T] and targets[T] (-1 = not labelled).
-    void (*example)(void *st, int split, long index, int *tokens, int *targets);
+    int (*max_len)(void *st);                      // longest example of any split
+    int (*max_labels)(void *st);                   // labelled positions per example, at most
+    // Writes example `index` of `split` into tokens[max_len], targets[max_len] and its slice;
+    // returns its length L. Positions >= L are padding (token 0, target -1): every model here is
+    // causal, so right padding never changes the predictions at real positions.
+    int (*example)(void *st, int split, long index, int *tokens, int *targets, Slice *slice);
+    // Optional: is `pred` an acceptable kind of answer at labelled position pos of this example
+    // (in-context classification: one of the sequence's labels)? Gives "format adherence".
+    int (*adherent)(void *st, int split, long index, const int *tokens, int pos, int pred);
     void (*close)(void *st);
 } Task;
 

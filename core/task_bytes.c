@@ -122,7 +122,7 @@ fail:
 static long bytes_size(void *st, int split) { return ((Bytes *)st)->n[split]; }
 static int bytes_max_labels(void *st) { return ((Bytes *)st)->T; }
 
-static void bytes_example(void *st, int split, long index, int *x, int *y) {
+static int bytes_example(void *st, int split, long index, int *x, int *y, Slice *slice) {
     Bytes *b = st;
     long start;
     if (split == SPLIT_TRAIN) {
@@ -133,12 +133,14 @@ static void bytes_example(void *st, int split, long index, int *x, int *y) {
         start = b->lo[split] + index * b->T;
     }
     for (int t = 0; t < b->T; t++) { x[t] = b->buf[start + t]; y[t] = b->buf[start + t + 1]; }
+    (void)slice;   // one slice: the whole split
+    return b->T;
 }
 
 static void bytes_close(void *st) { Bytes *b = st; free(b->buf); free(b); }
 
 const Task bytes_task = {
     .name = "bytes", .metric = "bpb", .keys = bytes_keys, .validate = bytes_validate,
-    .open = bytes_open, .size = bytes_size, .max_labels = bytes_max_labels,
+    .open = bytes_open, .size = bytes_size, .max_len = bytes_max_labels, .max_labels = bytes_max_labels,
     .example = bytes_example, .close = bytes_close,
 };

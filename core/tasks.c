@@ -1,5 +1,6 @@
 // tasks.c: the task registry. Adding a task is one core/task_*.c file and one line here.
 #include "task.h"
+#include <stdio.h>
 #include <string.h>
 
 extern const Task mqar_task, bytes_task;
@@ -24,4 +25,17 @@ uint64_t task_example_seed(uint64_t data_seed, int split, long index) {
     uint64_t x = data_seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)(split + 1) << 56) ^ (uint64_t)index;
     x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
     return x;
+}
+
+void slice_add(Slice *s, const char *key, long val) {
+    if (s->n == SLICE_MAX) return;
+    s->key[s->n] = key;
+    s->val[s->n++] = val;
+}
+
+void slice_json(const Slice *s, char *buf, size_t cap) {
+    size_t k = (size_t)snprintf(buf, cap, "{");
+    for (int i = 0; i < s->n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s\"%s\": %ld", i ? ", " : "", s->key[i], s->val[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "}");
 }

@@ -15,31 +15,87 @@
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
 
-// Fills rows [0, B) of a batch with examples idx[0..B) of a split, in parallel: examples are
-// independent and generated from their own seeds, so the batch does not depend on threads.
-static void fill_batch(const Task *task, void *st, int split, const long *idx, int B, int T, int *tok, int *tgt) {
+// Fills a batch with examples idx[0..B) of a split, in parallel: examples are independent and
+// generated from their own seeds, so the batch does not depend on threads. Examples are written
+// at stride max_len, then packed to the batch's longest length Tb (returned): a batch of short
+// sequences costs what short sequences cost.
+static int fill_batch(const Task *task, void *st, int split, const long *idx, int B, int max_len,
+                      int *tok, int *tgt, int *len, Slice *slices) {
     #pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) task->example(st, split, idx[b], tok + (size_t)b * T, tgt + (size_t)b * T);
+    for (int b = 0; b < B; b++) {
+        int *x = tok + (size_t)b * max_len, *y = tgt + (size_t)b * max_len;
+        memset(&slices[b], 0, sizeof slices[b]);
+        len[b] = task->example(st, split, idx[b], x, y, &slices[b]);
+        for (int t = len[b]; t < max_len; t++) { x[t] = 0; y[t] = -1; }
+    }
+    int Tb = 1;
+    for (int b = 0; b < B; b++) if (len[b] > Tb) Tb = len[b];
+    for (int b = 1; b < B; b++) {   // rows move towards the front, in order: memmove is safe
+        memmove(tok + (size_t)b * Tb, tok + (size_t)b * max_len, Tb * sizeof(int));
+        memmove(tgt + (size_t)b * Tb, tgt + (size_t)b * max_len, Tb * sizeof(int));
+    }
+    return Tb;
 }
 
-EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_examples, int *tok, int *tgt) {
+static int same_slice(const Slice *a, const Slice *b) {
+    if (a->n != b->n) return 0;
+    for (int i = 0; i < a->n; i++) if (strcmp(a->key[i], b->key[i]) || a->val[i] != b->val[i]) return 0;
+    return 1;
+}
+
+static SliceStats *cell_for(EvalResult *r, const Slice *s) {
+    for (int i = 0; i < r->ncells; i++) if (same_slice(&r->cells[i].slice, s)) return &r->cells[i];
+    if (r->ncells == r->cap) { r->cap = r->cap ? 2 * r->cap : 16; r->cells = xrealloc(r->cells, r->cap * sizeof(SliceStats)); }
+    SliceStats *c = &r->cells[r->ncells++];
+    memset(c, 0, sizeof *c);
+    c->slice = *s;
+    return c;
+}
+
+static void add_stats(SliceStats *a, const SliceStats *b) {
+    a->labels += b->labels; a->correct += b->correct; a->examples += b->examples;
+    a->exact += b->exact; a->adherent += b->adherent; a->loss_sum += b->loss_sum;
+}
+
+EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_examples, int max_len,
+                    int *tok, int *tgt) {
     EvalResult r = {0};
     long n = task->size(st, split);
     if (max_examples > 0 && n > max_examples) n = max_examples;
     long idx[m->B];
-    double loss_sum = 0;
+    int len[m->B];
+    Slice slices[m->B];
     for (long start = 0; start < n; start += m->B) {
         int B = (int)(n - start < m->B ? n - start : m->B);
         for (int b = 0; b < B; b++) idx[b] = start + b;
-        fill_batch(task, st, split, idx, B, m->T, tok, tgt);
-        double loss = model_forward(m, tok, tgt, B, m->T);
-        loss_sum += loss * m->n_labels;
-        r.labels += m->n_labels; r.correct += m->n_correct; r.examples += B;
+        int Tb = fill_batch(task, st, split, idx, B, max_len, tok, tgt, len, slices);
+        model_forward(m, tok, tgt, B, Tb);
+        // per example: labelled rows come in position order, so each example's rows are adjacent
+        SliceStats ex[B];
+        memset(ex, 0, sizeof ex);
+        for (int k = 0; k < m->n_labels; k++) {
+            int b = m->lab_pos[k] / Tb, pos = m->lab_pos[k] % Tb;
+            const real *p = m->logits + (size_t)k * m->V;   // probabilities after forward
+            ex[b].labels++;
+            ex[b].correct += m->lab_pred[k] == m->lab_tgt[k];
+            ex[b].loss_sum += -log(fmax((double)p[m->lab_tgt[k]], 1e-300));
+            if (task->adherent) ex[b].adherent += task->adherent(st, split, idx[b], tok + (size_t)b * Tb, pos, m->lab_pred[k]);
+        }
+        for (int b = 0; b < B; b++) {
+            ex[b].examples = 1;
+            ex[b].exact = ex[b].labels > 0 && ex[b].correct == ex[b].labels;
+            add_stats(&r.all, &ex[b]);
+            add_stats(cell_for(&r, &slices[b]), &ex[b]);
+        }
     }
-    r.loss = r.labels ? loss_sum / r.labels : NAN;
-    r.accuracy = r.labels ? (double)r.correct / r.labels : NAN;
+    r.has_adherence = task->adherent != NULL;
     return r;
 }
+
+void eval_free(EvalResult *r) { free(r->cells); memset(r, 0, sizeof *r); }
+
+double stats_loss(const SliceStats *s) { return s->labels ? s->loss_sum / s->labels : NAN; }
+double stats_accuracy(const SliceStats *s) { return s->labels ? (double)s->correct / s->labels : NAN; }
 
 typedef struct { Store *s; int64_t run; long step; double tokens, wall; } MetricCtx;
 static void store_emit(void *p, const char *name, double value) {
@@ -47,16 +103,31 @@ static void store_emit(void *p, const char *name, double value) {
     store_metric(c->s, c->run, c->step, c->tokens, c->wall, name, value);
 }
 
-static double headline(const Task *t, EvalResult r) {
-    return !strcmp(t->metric, "bpb") ? r.loss / log(2.0) : r.accuracy;
+static double headline(const Task *t, const SliceStats *s) {
+    if (!strcmp(t->metric, "bpb")) return stats_loss(s) / log(2.0);
+    if (!strcmp(t->metric, "exact_match")) return s->examples ? (double)s->exact / s->examples : NAN;
+    return stats_accuracy(s);
 }
 
-static void record_eval(Store *s, int64_t run, const Task *task, int split, EvalResult r) {
+// One row per metric for the whole split ({}) and for every slice cell when there are several.
+static void record_stats(Store *st, int64_t run, const Task *task, const char *split, const char *slice,
+                         const SliceStats *s, int adherence) {
+    store_eval(st, run, task->name, split, slice, "loss", stats_loss(s), s->labels);
+    store_eval(st, run, task->name, split, slice, "accuracy", stats_accuracy(s), s->labels);
+    store_eval(st, run, task->name, split, slice, "exact_match", s->examples ? (double)s->exact / s->examples : NAN, s->examples);
+    if (adherence) store_eval(st, run, task->name, split, slice, "format_adherence", s->labels ? (double)s->adherent / s->labels : NAN, s->labels);
+    if (!strcmp(task->metric, "bpb")) store_eval(st, run, task->name, split, slice, "bpb", stats_loss(s) / log(2.0), s->labels);
+}
+
+void record_eval(Store *s, int64_t run, const Task *task, int split, const EvalResult *r) {
     if (!s) return;
-    const char *sp = split_names[split];
-    store_eval(s, run, task->name, sp, "{}", "loss", r.loss, r.labels);
-    store_eval(s, run, task->name, sp, "{}", "accuracy", r.accuracy, r.labels);
-    if (!strcmp(task->metric, "bpb")) store_eval(s, run, task->name, sp, "{}", "bpb", r.loss / log(2.0), r.labels);
+    record_stats(s, run, task, split_names[split], "{}", &r->all, r->has_adherence);
+    if (r->ncells > 1)
+        for (int i = 0; i < r->ncells; i++) {
+            char js[256];
+            slice_json(&r->cells[i].slice, js, sizeof js);
+            record_stats(s, run, task, split_names[split], js, &r->cells[i], r->has_adherence);
+        }
 }
 
 // Permutation of the training examples for one epoch, from the data seed (Zoology never
@@ -88,7 +159,8 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     if (!st) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
 
     ops_init_threads((int)cfg_int(cfg, "train.threads"));
-    int B = (int)cfg_int(cfg, "train.batch_size"), T = (int)cfg_int(cfg, "data.seq_len");
+    // T is the longest example of any split (a task may mix lengths or evaluate beyond training)
+    int B = (int)cfg_int(cfg, "train.batch_size"), T = task->max_len(st);
     long ntrain = task->size(st, SPLIT_TRAIN);
     long steps = cfg_int(cfg, "train.steps");
     if (steps == 0) steps = (long)ceil(cfg_num(cfg, "train.epochs") * (double)ntrain / B);
@@ -150,13 +222,15 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     int *tok = alloc_touched((size_t)B * T * sizeof(int)), *tgt = alloc_touched((size_t)B * T * sizeof(int));
     long *perm = xmalloc((ntrain + 1) * sizeof(long));
     long idx[B];
+    int len[B];
+    Slice slices[B];
     uint64_t dseed = (uint64_t)cfg_int(cfg, "data.seed") ^ (seed * 0x9E3779B97F4A7C15ull);
     long epoch = 0, cursor = 0;
     epoch_order(perm, ntrain, dseed, epoch);
 
     const char *status = "done";
     char errbuf[1200] = "";
-    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, loss_acc = 0, aux_acc = 0;
+    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, interval_tokens = 0, loss_acc = 0, aux_acc = 0;
     long loss_n = 0, step;
     int exit_code = EXIT_OK;
     for (step = 0; step < steps; step++) {
@@ -164,9 +238,9 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             if (cursor == ntrain) { cursor = 0; epoch_order(perm, ntrain, dseed, ++epoch); }
             idx[b] = perm[cursor++];
         }
-        fill_batch(task, st, SPLIT_TRAIN, idx, B, T, tok, tgt);
+        int Tb = fill_batch(task, st, SPLIT_TRAIN, idx, B, T, tok, tgt, len, slices);
         model_zero_grad(&m);
-        double loss = model_forward(&m, tok, tgt, B, T);
+        double loss = model_forward(&m, tok, tgt, B, Tb);
         model_backward(&m);
         double gn = grad_norm(m.grads, m.nparams);
         aux_acc += m.aux_loss;
@@ -178,13 +252,16 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
         double lr = schedule_lr(&sched, step);
         adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
-        tokens_seen += (double)B * T;
+        double batch_tokens = 0;
+        for (int b = 0; b < B; b++) batch_tokens += len[b];
+        tokens_seen += batch_tokens;
+        interval_tokens += batch_tokens;
         loss_acc += loss; loss_n++;
 
         int last = step == steps - 1;
         if ((step + 1) % log_every == 0 || last) {
             double now = now_seconds(), wall = now - t0;
-            double tps = (double)loss_n * B * T / (now - tlog);
+            double tps = interval_tokens / (now - tlog);
             double mean_loss = loss_acc / loss_n;
             if (store) {
                 store_metric(store, run, step + 1, tokens_seen, wall, "train_loss", mean_loss);
@@ -199,21 +276,23 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             if (!o->quiet)
                 printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
             fflush(stdout);
-            loss_acc = 0; aux_acc = 0; loss_n = 0; tlog = now_seconds();
+            loss_acc = 0; aux_acc = 0; loss_n = 0; interval_tokens = 0; tlog = now_seconds();
         }
         int do_eval = (eval_every > 0 && (step + 1) % eval_every == 0) || (early > 0 && last);
         if (do_eval && task->size(st, SPLIT_VALID) > 0) {
-            EvalResult r = evaluate(&m, task, st, SPLIT_VALID, eval_max, tok, tgt);
-            double wall = now_seconds() - t0;
+            EvalResult r = evaluate(&m, task, st, SPLIT_VALID, eval_max, T, tok, tgt);
+            double wall = now_seconds() - t0, acc = stats_accuracy(&r.all);
             if (store) {
-                store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", r.loss);
-                store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", r.accuracy);
+                store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", stats_loss(&r.all));
+                store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", acc);
                 store_flush(store);
             }
-            if (!o->quiet) printf("eval  step %ld  valid loss %.4f  %s %.4f\n", step + 1, r.loss, task->metric, headline(task, r));
+            if (!o->quiet) printf("eval  step %ld  valid loss %.4f  %s %.4f\n", step + 1, stats_loss(&r.all), task->metric, headline(task, &r.all));
+            eval_free(&r);
             tlog = now_seconds();
-            if (early > 0 && r.accuracy >= early) {
-                if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f\n", r.accuracy, early);
+            interval_tokens = 0;
+            if (early > 0 && acc >= early) {
+                if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f\n", acc, early);
                 step++;
                 break;
             }
@@ -231,11 +310,19 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         // final scores: validation and the held-out test split (never used for decisions)
         for (int split = SPLIT_VALID; split <= SPLIT_TEST; split++) {
             if (task->size(st, split) == 0) continue;
-            EvalResult r = evaluate(&m, task, st, split, eval_max, tok, tgt);
-            record_eval(store, run, task, split, r);
-            if (!o->quiet)
-                printf("final %-5s loss %.4f  %s %.4f  (%ld examples)\n", split_names[split], r.loss, task->metric,
-                       headline(task, r), r.examples);
+            EvalResult r = evaluate(&m, task, st, split, eval_max, T, tok, tgt);
+            record_eval(store, run, task, split, &r);
+            if (!o->quiet) {
+                printf("final %-5s loss %.4f  %s %.4f  (%ld examples)\n", split_names[split], stats_loss(&r.all), task->metric,
+                       headline(task, &r.all), r.all.examples);
+                if (r.ncells > 1)
+                    for (int i = 0; i < r.ncells; i++) {
+                        char js[256];
+                        slice_json(&r.cells[i].slice, js, sizeof js);
+                        printf("      %-40s %s %.4f  (%ld examples)\n", js, task->metric, headline(task, &r.cells[i]), r.cells[i].examples);
+                    }
+            }
+            eval_free(&r);
         }
         if (store) store_eval(store, run, task->name, "train", "{}", "train_seconds", train_time, step);
         const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");

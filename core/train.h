@@ -15,6 +15,26 @@ typedef struct {
 // Trains the model the config describes and records the run. Returns an exit status.
 int train_main(const Config *cfg, const TrainOptions *o);
 
-typedef struct { double loss, accuracy; long labels, correct, examples; } EvalResult;
-// Evaluates a model (allocated for batches of B x T) on one split of a task.
-EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_examples, int *tok, int *tgt);
+// Counts over the labelled positions and examples of one slice (or a whole split).
+typedef struct {
+    Slice slice;
+    long labels, correct;     // labelled positions; argmax == target (micro-averaged accuracy)
+    long examples, exact;     // examples; examples with every labelled position right
+    long adherent;            // labelled positions whose answer has the right form (Task.adherent)
+    double loss_sum;          // cross-entropy summed over labelled positions
+} SliceStats;
+double stats_loss(const SliceStats *s);
+double stats_accuracy(const SliceStats *s);
+
+typedef struct {
+    SliceStats all;           // the whole split
+    SliceStats *cells;        // one per distinct slice, in order of first appearance
+    int ncells, cap;
+    int has_adherence;
+} EvalResult;
+// Evaluates a model (allocated for B sequences of max_len) on the first max_examples (0: all)
+// examples of a split; tok, tgt hold B * max_len.
+EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_examples, int max_len, int *tok, int *tgt);
+void eval_free(EvalResult *r);
+struct Store;
+void record_eval(struct Store *s, int64_t run, const Task *task, int split, const EvalResult *r);

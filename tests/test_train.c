@@ -81,6 +81,8 @@ static void test_adamw_and_decay_mask(void) {
     config_free(&c);
 }
 
+static Slice sl;   // slices of examples whose slice a test does not look at
+
 static void test_mqar(void) {
     test_group("mqar");
     Config c;
@@ -94,7 +96,7 @@ static void test_mqar(void) {
     int T = 64, V = 8192, N = 4, x[64], y[64];
     int bad_struct = 0, bad_label = 0, bad_once = 0, collide = 0;
     for (long i = 0; i < 500; i++) {
-        t->example(st, SPLIT_TRAIN, i, x, y);
+        t->example(st, SPLIT_TRAIN, i, x, y, &sl);
         // context: keys from [1, V/2) at even positions, values from [V/2, V) after them
         for (int j = 0; j < N; j++)
             if (x[2 * j] < 1 || x[2 * j] >= V / 2 || x[2 * j + 1] < V / 2 || x[2 * j + 1] >= V) bad_struct++;
@@ -117,25 +119,25 @@ static void test_mqar(void) {
     printf("  (random filler equal to a key outside the query slots: %d times in 500 sequences; Zoology allows it)\n", collide);
     // determinism and disjoint splits
     int x2[64], y2[64];
-    t->example(st, SPLIT_TRAIN, 7, x, y);
-    t->example(st, SPLIT_TRAIN, 7, x2, y2);
+    t->example(st, SPLIT_TRAIN, 7, x, y, &sl);
+    t->example(st, SPLIT_TRAIN, 7, x2, y2, &sl);
     CHECK(!memcmp(x, x2, sizeof x) && !memcmp(y, y2, sizeof y), "an example is regenerated exactly");
     int same = 0;
     for (long i = 0; i < 2000; i++) {
-        t->example(st, SPLIT_TEST, i, x2, y2);
+        t->example(st, SPLIT_TEST, i, x2, y2, &sl);
         for (long k = 0; k < 200; k++) {
-            t->example(st, SPLIT_TRAIN, k, x, y);
+            t->example(st, SPLIT_TRAIN, k, x, y, &sl);
             if (!memcmp(x, x2, 8 * sizeof(int))) same++;   // same key-value context
         }
     }
     CHECK(same == 0, "no test sequence shares its key-value context with a training sequence (2000 x 200 compared)");
-    t->example(st, SPLIT_TEST, 0, x, y);
-    t->example(st, SPLIT_TRAIN, 0, x2, y2);
+    t->example(st, SPLIT_TEST, 0, x, y, &sl);
+    t->example(st, SPLIT_TRAIN, 0, x2, y2, &sl);
     CHECK(memcmp(x, x2, sizeof x) != 0, "test example 0 differs from train example 0");
     // power law: early query slots are preferred
     long early = 0, late = 0;
     for (long i = 0; i < 1000; i++) {
-        t->example(st, SPLIT_VALID, i, x, y);
+        t->example(st, SPLIT_VALID, i, x, y, &sl);
         for (int p = 0; p < T; p++) if (y[p] >= 0) { if (p < 8 + 28) early++; else late++; }
     }
     CHECK(early > late, "query gaps favour early slots with power_a 0.01 (%ld early, %ld late)", early, late);
@@ -150,6 +152,49 @@ static void test_mqar(void) {
     if (load(&c, "model: {vocab_size: 32}\ndata: {task: mqar, seq_len: 64}\n") == 0) {
         CHECK(t->validate(&c, &err) != 0 && strstr(err.msg, "vocab_size"), "vocab not above seq_len is an error");
         config_free(&c);
+    }
+}
+
+static void test_mqar_mix(void) {
+    test_group("mqar mix");
+    Config c;
+    if (load(&c, "model: {vocab_size: 8192}\ndata: {task: mqar, mqar: {train_mix: \"64:4:300,128:8:200\", "
+                 "eval_mix: \"64:4:50,256:16:50\", no_collisions: true}}\n")) { CHECK(0, "config"); return; }
+    const Task *t = task_find("mqar");
+    ConfError err;
+    CHECK(t->validate(&c, &err) == 0, "mixed segments validate");
+    void *st = t->open(&c, &err);
+    CHECK(t->size(st, SPLIT_TRAIN) == 500 && t->size(st, SPLIT_TEST) == 100, "split sizes add the segment counts");
+    CHECK(t->max_len(st) == 256 && t->max_labels(st) == 16, "max_len and max_labels span every split (%d, %d)", t->max_len(st), t->max_labels(st));
+    int x[256], y[256], bad = 0, collide = 0;
+    for (long i = 0; i < 500; i++) {
+        Slice s = {0};
+        int L = t->example(st, SPLIT_TRAIN, i, x, y, &s);
+        int wantL = i < 300 ? 64 : 128, wantN = i < 300 ? 4 : 8, nl = 0;
+        for (int p = 0; p < L; p++) nl += y[p] >= 0;
+        if (L != wantL || nl != wantN || s.n != 2 || s.val[0] != wantL || s.val[1] != wantN) bad++;
+        for (int p = 0; p < L; p++) {
+            if (y[p] >= 0) continue;
+            for (int j = 0; j < wantN; j++) if (p != 2 * j && p != 2 * j + 1 && (x[p] == x[2 * j] || x[p] == x[2 * j + 1])) collide++;
+        }
+    }
+    CHECK(bad == 0, "examples follow their segment: length, pairs and slice {seq_len, num_kv_pairs}");
+    CHECK(collide == 0, "no_collisions: filler never equals a key or value of its sequence");
+    Slice s = {0};
+    CHECK(t->example(st, SPLIT_TEST, 60, x, y, &s) == 256 && s.val[1] == 16, "eval_mix segments for the test split");
+    char js[128];
+    slice_json(&s, js, sizeof js);
+    CHECK(!strcmp(js, "{\"seq_len\": 256, \"num_kv_pairs\": 16}"), "slice JSON %s", js);
+    t->close(st);
+    config_free(&c);
+    const char *bad_mixes[] = {"64:4", "64:40:10", "63:4:10", "64:4:10;", "x"};
+    for (int i = 0; i < 5; i++) {
+        char y2[256];
+        snprintf(y2, sizeof y2, "model: {vocab_size: 8192}\ndata: {task: mqar, mqar: {train_mix: \"%s\"}}\n", bad_mixes[i]);
+        if (load(&c, y2) == 0) {
+            CHECK(t->validate(&c, &err) != 0 && strstr(err.msg, "data.mqar.train_mix"), "bad train_mix \"%s\": %s", bad_mixes[i], err.msg);
+            config_free(&c);
+        }
     }
 }
 
@@ -171,7 +216,7 @@ static void test_bytes(void) {
     CHECK(t->size(st, SPLIT_VALID) == 999 / 32 && t->size(st, SPLIT_TEST) == 999 / 32, "valid/test are consecutive windows (%ld)", t->size(st, SPLIT_VALID));
     int x[32], y[32], ok = 1;
     for (long i = 0; i < 100; i++) {
-        t->example(st, SPLIT_TRAIN, i, x, y);
+        t->example(st, SPLIT_TRAIN, i, x, y, &sl);
         for (int k = 0; k < 31; k++) ok &= y[k] == x[k + 1];
     }
     CHECK(ok, "every target is the next byte");
@@ -190,6 +235,7 @@ int main(void) {
     test_schedules();
     test_adamw_and_decay_mask();
     test_mqar();
+    test_mqar_mix();
     test_bytes();
     return test_summary();
 }
