@@ -6,18 +6,12 @@
 //     S = scale · q_h k_gᵀ (T,T),  causal mask,  P = softmax(S),  O_h = P v_g (T,hd)
 //   out = O Wo_projᵀ (B,T,C)
 //
-// Memory: like flash attention, forward keeps only the output O and the log-sum-exp of every
-// score row (B,H,T); backward recomputes the scores from q and k and rebuilds P = exp(S - lse).
-// That trades one extra q·kᵀ product for not storing B·H·T² probabilities.
-//
-// Threads: one OpenMP item per (batch row, kv head). The n_rep query heads of a kv head run in
-// its inner loop, so that k_g, v_g stay in cache, and so that in backward the GQA sums of dK and
-// dV over those heads happen inside one thread: no races, no atomics, and a fixed summation
-// order, hence bitwise reproducible results for any thread count.
+// RoPE and the attention itself (flash-style recompute-from-lse backward, per-thread scratch,
+// thread-count-independent results) live in attn_core.c, shared with the Zamba block (shared.c).
 #include "attention.h"
+#include "attn_core.h"
 #include "model.h"
 #include "ops.h"
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +34,11 @@ const KeySpec attention_keys[] = {
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL}};
 
 typedef struct {
-    int C, H, Hkv, hd, n_rep;
+    int C, H, Hkv, hd;
     int rope;
-    real scale;
+    AttnDims dims;             // heads, head width, scale, threads: what attn_core needs
     int Wq, Wk, Wv, Wo;        // parameter indices (L->p[], L->g[])
     int q, k, v, att, lse;     // activation indices (see declare_acts)
-    int nthreads;              // per-thread scratch was sized for this many threads
     int rope_T;                // RoPE tables cover positions 0..rope_T-1
     real rope_tab[];           // cos (rope_T, hd/2), then sin (rope_T, hd/2)
 } Attn;
@@ -114,9 +107,10 @@ static void attention_declare(Layer *L) {
     L->priv = p;
     long H, Hkv, hd;
     attn_dims(L->cfg, &H, &Hkv, &hd);
-    p->C = L->model->C; p->H = (int)H; p->Hkv = (int)Hkv; p->hd = (int)hd; p->n_rep = (int)(H / Hkv);
+    p->C = L->model->C; p->H = (int)H; p->Hkv = (int)Hkv; p->hd = (int)hd;
     p->rope = cfg_bool(L->cfg, K_ROPE);
-    p->scale = (real)(cfg_is_auto(L->cfg, K_SCALE) ? 1.0 / sqrt((double)hd) : cfg_num(L->cfg, K_SCALE));
+    p->dims.H = p->H; p->dims.Hkv = p->Hkv; p->dims.hd = p->hd;
+    p->dims.scale = (real)(cfg_is_auto(L->cfg, K_SCALE) ? 1.0 / sqrt((double)hd) : cfg_num(L->cfg, K_SCALE));
     long C = p->C, QD = H * hd, KD = Hkv * hd;
     p->Wq = layer_param(L, "q_proj.weight", 1, 2, QD, C, 0, 0);
     p->Wk = layer_param(L, "k_proj.weight", 1, 2, KD, C, 0, 0);
@@ -132,27 +126,17 @@ static void attention_declare_acts(Layer *L, int B, int T) {
     p->v = layer_act(L, N * KD);              // (B,T,Hkv,hd)
     p->att = layer_act(L, N * QD);            // (B,T,H,hd)   attention output O, input of o_proj
     p->lse = layer_act(L, N * p->H);          // (B,H,T)      log Σ_j exp(S[t,j]) of every score row
-    // Scratch. backward: dO, dq (B,T,H*hd), dk, dv (B,T,Hkv*hd), then per thread the score
-    // matrix and its gradient (T,T) each. forward uses only the per-thread score matrices.
-    p->nthreads = layer_threads();
-    layer_scratch(L, 2 * N * QD + 2 * N * KD + (size_t)p->nthreads * 2 * T * T);
+    // Scratch. backward: dO, dq (B,T,H*hd), dk, dv (B,T,Hkv*hd), then attn_core's per-thread
+    // score matrices. forward uses only the latter.
+    p->dims.nthreads = layer_threads();
+    layer_scratch(L, 2 * N * QD + 2 * N * KD + attn_core_scratch(&p->dims, T));
 
-    // RoPE cos/sin tables for positions 0..T-1 (blocks.md §6.1), once, not in every forward:
-    // inv_freq[i] = θ^(-2i/hd), angle = t·inv_freq[i] computed in double, both halves of a head
-    // share the angle (emb = concat(freqs, freqs)), so (T, hd/2) of each suffices.
+    // RoPE cos/sin tables for positions 0..T-1 (blocks.md §6.1), once, not in every forward
     if (p->rope) {
-        int half = p->hd / 2;
-        p = xrealloc(p, sizeof(Attn) + 2 * (size_t)T * half * sizeof(real));
+        p = xrealloc(p, sizeof(Attn) + attn_rope_table_len(p->hd, T) * sizeof(real));
         L->priv = p;
         p->rope_T = T;
-        real *cs = p->rope_tab, *sn = p->rope_tab + (size_t)T * half;
-        double theta = cfg_num(L->cfg, K_ROPE_THETA);
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < half; i++) {
-                double ang = t * pow(theta, -2.0 * i / p->hd);
-                cs[(size_t)t * half + i] = (real)cos(ang);
-                sn[(size_t)t * half + i] = (real)sin(ang);
-            }
+        attn_rope_table(p->rope_tab, p->hd, T, cfg_num(L->cfg, K_ROPE_THETA));
     }
 }
 
@@ -168,162 +152,48 @@ static void attention_init(Layer *L, Rng *rng) {
 }
 
 // ----------------------------------------------------------------------------
-// RoPE, in place on x (B,T,nh,hd): rotate_half(x) = concat(-x2, x1) with x1, x2 the two halves
-// of a head (not interleaved pairs), x' = x ⊙ cos + rotate_half(x) ⊙ sin, i.e. per i < hd/2:
-//   x1' = x1 cos - x2 sin,   x2' = x2 cos + x1 sin
-
-static void rope_forward(real *x, const Attn *p, int B, int T, int nh) {
-    int hd = p->hd, half = hd / 2;
-    const real *cs = p->rope_tab, *sn = p->rope_tab + (size_t)p->rope_T * half;
-    #pragma omp parallel for if ((size_t)B * T * nh * hd > 16384)
-    for (int bt = 0; bt < B * T; bt++) {
-        const real *c = cs + (size_t)(bt % T) * half, *s = sn + (size_t)(bt % T) * half;
-        for (int h = 0; h < nh; h++) {
-            real *x1 = x + ((size_t)bt * nh + h) * hd, *x2 = x1 + half;
-            for (int i = 0; i < half; i++) {
-                real a = x1[i], b = x2[i];
-                x1[i] = a * c[i] - b * s[i];
-                x2[i] = b * c[i] + a * s[i];
-            }
-        }
-    }
-}
-
-// The transpose of the rotation above (blocks.md §7.7): dx = dx' ⊙ cos + rotate_halfᵀ(dx' ⊙ sin),
-// rotate_halfᵀ(v) = concat(v2, -v1):   dx1 = dx1' cos + dx2' sin,   dx2 = dx2' cos - dx1' sin
-static void rope_backward(real *dx, const Attn *p, int B, int T, int nh) {
-    int hd = p->hd, half = hd / 2;
-    const real *cs = p->rope_tab, *sn = p->rope_tab + (size_t)p->rope_T * half;
-    #pragma omp parallel for if ((size_t)B * T * nh * hd > 16384)
-    for (int bt = 0; bt < B * T; bt++) {
-        const real *c = cs + (size_t)(bt % T) * half, *s = sn + (size_t)(bt % T) * half;
-        for (int h = 0; h < nh; h++) {
-            real *d1 = dx + ((size_t)bt * nh + h) * hd, *d2 = d1 + half;
-            for (int i = 0; i < half; i++) {
-                real a = d1[i], b = d2[i];
-                d1[i] = a * c[i] + b * s[i];
-                d2[i] = b * c[i] - a * s[i];
-            }
-        }
-    }
-}
-
-// ----------------------------------------------------------------------------
 // forward and backward
 
 static void attention_forward(Layer *L, real *out, const real *in, int B, int T) {
     Attn *p = L->priv;
     if (p->rope && T > p->rope_T) die("%s: sequence length %d exceeds the RoPE tables (%d)", L->prefix, T, p->rope_T);
-    int C = p->C, H = p->H, Hkv = p->Hkv, hd = p->hd, n_rep = p->n_rep, N = B * T;
+    int C = p->C, H = p->H, Hkv = p->Hkv, hd = p->hd, N = B * T;
     int QD = H * hd, KD = Hkv * hd;   // row strides of q (and O) and of k, v
     real *q = L->a[p->q], *k = L->a[p->k], *v = L->a[p->v], *att = L->a[p->att], *lse = L->a[p->lse];
-    real scale = p->scale;
 
     // projections: q (B,T,H*hd), k, v (B,T,Hkv*hd)
     matmul_forward(q, in, L->p[p->Wq], NULL, N, C, QD);
     matmul_forward(k, in, L->p[p->Wk], NULL, N, C, KD);
     matmul_forward(v, in, L->p[p->Wv], NULL, N, C, KD);
     if (p->rope) {
-        rope_forward(q, p, B, T, H);
-        rope_forward(k, p, B, T, Hkv);
+        attn_rope_forward(q, p->rope_tab, p->rope_T, B, T, H, hd);
+        attn_rope_forward(k, p->rope_tab, p->rope_T, B, T, Hkv, hd);
     }
-
-    real *scratch = layer_scratch_ptr(L);
-    #pragma omp parallel for num_threads(p->nthreads) schedule(static)
-    for (int bg = 0; bg < B * Hkv; bg++) {
-        int b = bg / Hkv, g = bg % Hkv;
-        real *S = scratch + (size_t)omp_get_thread_num() * T * T;     // (T,T), this thread's
-        const real *kg = k + (size_t)b * T * KD + g * hd;              // (T,hd), row stride KD
-        const real *vg = v + (size_t)b * T * KD + g * hd;
-        for (int r = 0; r < n_rep; r++) {
-            int h = g * n_rep + r;
-            const real *qh = q + (size_t)b * T * QD + h * hd;          // (T,hd), row stride QD
-            real *oh = att + (size_t)b * T * QD + h * hd;
-            real *lh = lse + ((size_t)b * H + h) * T;                  // (T)
-            // S (T,T) = scale · q_h k_gᵀ. The upper triangle is computed too and then masked:
-            // one full gemm beats T small ones at these sizes.
-            gemm(0, 1, T, T, hd, scale, qh, QD, kg, KD, 0, S, T);
-            // causal softmax per row, max subtracted so exp never overflows
-            for (int t = 0; t < T; t++) {
-                real *row = S + (size_t)t * T;
-                real mx = row[0];
-                for (int j = 1; j <= t; j++) if (row[j] > mx) mx = row[j];
-                real sum = 0;
-                for (int j = 0; j <= t; j++) { row[j] = exp(row[j] - mx); sum += row[j]; }
-                real inv = 1 / sum;
-                for (int j = 0; j <= t; j++) row[j] *= inv;
-                for (int j = t + 1; j < T; j++) row[j] = 0;   // future keys get no weight
-                lh[t] = mx + log(sum);                         // lets backward rebuild P = exp(S - lse)
-            }
-            // O_h (T,hd) = P v_g
-            gemm(0, 0, T, hd, T, 1, S, T, vg, KD, 0, oh, QD);
-        }
-    }
-
+    // O (B,T,H*hd) = softmax(scale · q kᵀ, causal) v per head; lse kept for backward
+    attn_core_forward(att, lse, q, k, v, &p->dims, B, T, layer_scratch_ptr(L));
     // out (B,T,C) = O o_projᵀ
     matmul_forward(out, att, L->p[p->Wo], NULL, N, QD, C);
 }
 
 static void attention_backward(Layer *L, real *din, const real *dout, const real *in, int B, int T) {
     Attn *p = L->priv;
-    int C = p->C, H = p->H, Hkv = p->Hkv, hd = p->hd, n_rep = p->n_rep, N = B * T;
+    int C = p->C, H = p->H, Hkv = p->Hkv, hd = p->hd, N = B * T;
     int QD = H * hd, KD = Hkv * hd;
     const real *q = L->a[p->q], *k = L->a[p->k], *v = L->a[p->v], *att = L->a[p->att], *lse = L->a[p->lse];
-    real scale = p->scale;
     real *datt = layer_scratch_ptr(L);                // (B,T,H*hd)   dO
     real *dq = datt + (size_t)N * QD;                 // (B,T,H*hd)
     real *dk = dq + (size_t)N * QD;                   // (B,T,Hkv*hd)
     real *dv = dk + (size_t)N * KD;                   // (B,T,Hkv*hd)
-    real *thread_buf = dv + (size_t)N * KD;           // nthreads × 2 × (T,T)
+    real *core_buf = dv + (size_t)N * KD;             // attn_core's per-thread (T,T) matrices
 
     // o_proj: dWo += doutᵀ O;  dO (B,T,H*hd) = dout Wo
     matmul_backward(datt, L->g[p->Wo], NULL, dout, att, L->p[p->Wo], N, QD, C, 0);
-
-    #pragma omp parallel for num_threads(p->nthreads) schedule(static)
-    for (int bg = 0; bg < B * Hkv; bg++) {
-        int b = bg / Hkv, g = bg % Hkv;
-        real *P = thread_buf + (size_t)omp_get_thread_num() * 2 * T * T;   // (T,T)
-        real *dS = P + (size_t)T * T;                                        // (T,T)
-        const real *kg = k + (size_t)b * T * KD + g * hd, *vg = v + (size_t)b * T * KD + g * hd;
-        real *dkg = dk + (size_t)b * T * KD + g * hd, *dvg = dv + (size_t)b * T * KD + g * hd;
-        for (int r = 0; r < n_rep; r++) {
-            int h = g * n_rep + r;
-            const real *qh = q + (size_t)b * T * QD + h * hd, *oh = att + (size_t)b * T * QD + h * hd;
-            const real *doh = datt + (size_t)b * T * QD + h * hd;
-            real *dqh = dq + (size_t)b * T * QD + h * hd;
-            const real *lh = lse + ((size_t)b * H + h) * T;
-            // recompute P (T,T) = exp(scale · q_h k_gᵀ - lse), zero above the diagonal
-            gemm(0, 1, T, T, hd, scale, qh, QD, kg, KD, 0, P, T);
-            for (int t = 0; t < T; t++) {
-                real *row = P + (size_t)t * T;
-                for (int j = 0; j <= t; j++) row[j] = exp(row[j] - lh[t]);
-                for (int j = t + 1; j < T; j++) row[j] = 0;
-            }
-            // dV_g (T,hd) += Pᵀ dO_h. The first query head of the group overwrites, the others
-            // add: this is the GQA sum over the n_rep heads that read v_g.
-            real beta = r == 0 ? 0 : 1;
-            gemm(1, 0, T, hd, T, 1, P, T, doh, QD, beta, dvg, KD);
-            // dP (T,T) = dO_h v_gᵀ
-            gemm(0, 1, T, T, hd, 1, doh, QD, vg, KD, 0, dS, T);
-            // softmax backward: dS = P ⊙ (dP - D), D_t = Σ_j P[t,j] dP[t,j] = dO_t · O_t
-            // (the second form costs hd instead of T per row). Masked entries have P = 0.
-            for (int t = 0; t < T; t++) {
-                const real *dO_t = doh + (size_t)t * QD, *O_t = oh + (size_t)t * QD;
-                real D = 0;
-                for (int i = 0; i < hd; i++) D += dO_t[i] * O_t[i];
-                real *prow = P + (size_t)t * T, *drow = dS + (size_t)t * T;
-                for (int j = 0; j < T; j++) drow[j] = prow[j] * (drow[j] - D);
-            }
-            // S = scale · q kᵀ:  dQ_h (T,hd) = scale · dS k_g;  dK_g += scale · dSᵀ q_h  (GQA sum)
-            gemm(0, 0, T, hd, T, scale, dS, T, kg, KD, 0, dqh, QD);
-            gemm(1, 0, T, hd, T, scale, dS, T, qh, QD, beta, dkg, KD);
-        }
-    }
-
+    // through the softmax attention: dq, dk, dv (GQA sums included)
+    attn_core_backward(dq, dk, dv, datt, q, k, v, att, lse, &p->dims, B, T, core_buf);
     // gradients arrived at the rotated q, k: take them back through RoPE
     if (p->rope) {
-        rope_backward(dq, p, B, T, H);
-        rope_backward(dk, p, B, T, Hkv);
+        attn_rope_backward(dq, p->rope_tab, p->rope_T, B, T, H, hd);
+        attn_rope_backward(dk, p->rope_tab, p->rope_T, B, T, Hkv, hd);
     }
     // projections: dW += dᵀ x;  din (B,T,C) = dq Wq + dk Wk + dv Wv
     matmul_backward(din, L->g[p->Wq], NULL, dq, in, L->p[p->Wq], N, C, QD, 0);
