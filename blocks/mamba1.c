@@ -57,6 +57,8 @@ const KeySpec mamba_keys[] = {
     {KEY("chunk_size"), KT_INT, "64", 1, 1048576, NULL, 0, "version 2: chunk length of the chunked SSD scan"},
     {KEY("dt_limit_min"), KT_FLOAT, "0", 0, 1e4, NULL, 0, "version 2: clamp Δ from below (0: no clamp)"},
     {KEY("dt_limit_max"), KT_FLOAT, "auto", 0, 1e9, NULL, 1, "version 2: clamp Δ from above (auto: no clamp)"},
+    {KEY("a_init"), KT_STRING, "uniform", 0, -1, "uniform|range", 0,
+     "version 2: A_log init: uniform = log U(1,16) per head (Mamba-2), range = log(1..H) (Zamba2)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL}};
 
 enum { NORM_NONE, NORM_JAMBA, NORM_FALCON };
