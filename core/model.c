@@ -11,7 +11,7 @@
 
 static const char *norm_name(BlockRole role) {
     // Jamba's names: the mixer's pre-norm is input_layernorm, the FFN's is pre_ff_layernorm.
-    return role == ROLE_FFN ? "pre_ff_layernorm" : "input_layernorm";
+    return role == ROLE_FFN ? "pre_ff_layernorm.weight" : "input_layernorm.weight";
 }
 
 int model_build(Model *m, const Config *cfg, ConfError *err) {
@@ -39,6 +39,21 @@ int model_build(Model *m, const Config *cfg, ConfError *err) {
         int used = 0;
         for (int i = 0; i < m->nsub && !used; i++) used = block_for_symbol(m->pattern[i], cfg) == t;
         if (used && t->validate && t->validate(cfg, err) != 0) return -1;
+    }
+
+    // a non-residual block's output enters the next sublayer's norm; a block that normalises
+    // its input itself would drop it silently, so that order is refused
+    for (int i = 0; i + 1 < m->nsub; i++) {
+        const BlockType *a = block_for_symbol(m->pattern[i], cfg), *b = block_for_symbol(m->pattern[i + 1], cfg);
+        if (!a->residual && b->own_norm) {
+            const char *key = cfg_is_changed(cfg, "model.pattern") ? "model.pattern" : "model.layers";
+            return cfg_error(cfg, key, err, "sublayer %d ('%c') feeds the next sublayer's norm, but '%c' at %d normalises its own input: "
+                             "put a mixer or MLP between them", i, m->pattern[i], m->pattern[i + 1], i + 1);
+        }
+    }
+    if (m->nsub > 0 && !block_for_symbol(m->pattern[m->nsub - 1], cfg)->residual) {
+        const char *key = cfg_is_changed(cfg, "model.pattern") ? "model.pattern" : "model.layers";
+        return cfg_error(cfg, key, err, "the last sublayer ('%c') feeds a following sublayer that does not exist", m->pattern[m->nsub - 1]);
     }
 
     int *layer_of = xcalloc(m->nsub, sizeof(int));

@@ -12,7 +12,7 @@ extern char *openblas_get_config(void);
 static int n_threads = 1;
 
 void ops_init_threads(int nthreads) {
-    if (nthreads <= 0) nthreads = omp_get_num_procs();
+    if (nthreads <= 0) nthreads = omp_get_max_threads();   // OMP_NUM_THREADS if set, else every core
     n_threads = nthreads;
     omp_set_num_threads(nthreads);
     // Every gemm call is single-threaded: at d_model <= 512 a second BLAS thread does not pay on

@@ -15,19 +15,21 @@ const BlockType *block_for_symbol(char symbol, const Config *c) {
     return NULL;
 }
 
+static int add_table(const KeySpec **tables, int n, const KeySpec *t) {
+    if (!t) return n;
+    for (int j = 0; j < n; j++) if (tables[j] == t) return n;
+    tables[n] = t;
+    return n + 1;
+}
+
 const KeySpec *const *all_key_tables(void) {
     static const KeySpec *tables[64];
     static int n = 0;
     if (n) return tables;
     tables[n++] = core_keys;
-    for (int i = 0; block_registry[i]; i++)
-        if (block_registry[i]->keys) {
-            int dup = 0;   // several registry entries may share one table (M for version 1 and 2)
-            for (int j = 0; j < n; j++) if (tables[j] == block_registry[i]->keys) dup = 1;
-            if (!dup) tables[n++] = block_registry[i]->keys;
-        }
-    for (int i = 0; task_registry[i]; i++)
-        if (task_registry[i]->keys) tables[n++] = task_registry[i]->keys;
+    // several entries may share one table (M for Mamba versions 1 and 2, the six MAD tasks)
+    for (int i = 0; block_registry[i]; i++) n = add_table(tables, n, block_registry[i]->keys);
+    for (int i = 0; task_registry[i]; i++) n = add_table(tables, n, task_registry[i]->keys);
     tables[n] = NULL;
     return tables;
 }
