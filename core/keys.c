@@ -57,7 +57,7 @@ const KeySpec core_keys[] = {
     {"train.beta2", KT_FLOAT, "0.999", 0, 0.9999999, NULL, 0, "AdamW beta2"},
     {"train.adam_eps", KT_FLOAT, "1e-8", 0, 1, NULL, 0, "AdamW epsilon"},
     {"train.grad_clip", KT_FLOAT, "1.0", 0, BIG, NULL, 0, "clip the global gradient norm to this value (0: off)"},
-    {"train.threads", KT_INT, "0", 0, 1024, NULL, 0, "OpenMP threads (0: all cores); part of the determinism contract"},
+    {"train.threads", KT_INT, "0", 0, 1024, NULL, 0, "OpenMP threads (0: OMP_NUM_THREADS if set, else all cores); part of the determinism contract"},
     {"train.log_every", KT_INT, "50", 1, BIG, NULL, 0, "record metrics every N steps"},
     {"train.checkpoint", KT_STRING, "", 0, -1, NULL, 0, "write the final weights to this safetensors file (empty: none)"},
 
@@ -68,5 +68,16 @@ const KeySpec core_keys[] = {
 
     // where runs go
     {"store.db", KT_STRING, "results/hlab.db", 0, -1, NULL, 0, "SQLite run store"},
+
+    // reference: published numbers this config should reproduce, shown next to ours by
+    // `hlab info --table` (configs/paper/). They never change the model.
+    {"reference.params_total", KT_FLOAT, "0", 0, BIG, NULL, 0,
+     "published total parameter count this config should reproduce (0: none); hlab info --table flags > 1% off"},
+    {"reference.params_active", KT_FLOAT, "0", 0, BIG, NULL, 0,
+     "published active parameters per token (MoE) this config should reproduce (0: none); flagged > 1% off"},
+    {"reference.kv_cache_bytes", KT_FLOAT, "0", 0, BIG, NULL, 0,
+     "published KV-cache bytes of one sequence of 262144 tokens with 2-byte elements (Jamba paper Table 1; 0: none); "
+     "compared exactly by hlab info --table at --context 262144 --bytes 2"},
+    {"reference.source", KT_STRING, "", 0, -1, NULL, 0, "where the reference numbers are published (free text)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL}};
 

@@ -15,6 +15,9 @@ static const char *usage =
     "        train the model CONFIG describes and record the run (default store: results/hlab.db)\n"
     "  info CONFIG [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
     "        canonical pattern, per-layer table, parameters, KV-cache and SSM-state bytes, FLOPs\n"
+    "  info CONFIG... --table [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
+    "        one row per config (several configs imply --table; --context defaults to 262144),\n"
+    "        and its reference.* published numbers next to ours, flagged when they disagree\n"
     "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
     "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
     "        each token predicting the next), optionally writing every parameter's gradient\n"
@@ -39,30 +42,36 @@ static long parse_long(const char *opt, const char *s, long lo, long hi) {
     return v;
 }
 
+#define MAX_POSITIONAL 256
+
 typedef struct {
-    const char *positional;
+    const char *positional;             // the first positional argument
+    const char *pos[MAX_POSITIONAL]; int npos;
     char *sets[256]; int nsets;
     const char *db, *init, *out, *tokens, *grads;
     long context, bytes;
-    int json, quiet, markdown;
+    int context_set;                    // --context was given (info --table has its own default)
+    int json, quiet, markdown, table;
 } Args;
 
-// Options every command shares one parser for; each command says which it accepts.
-static void parse_args(int argc, char **argv, Args *a, const char *accepted) {
+// Options every command shares one parser for; each command says which it accepts and how many
+// positional arguments (only `info --table` takes more than one).
+static void parse_args(int argc, char **argv, Args *a, const char *accepted, int max_pos) {
     memset(a, 0, sizeof *a);
     a->context = 4096; a->bytes = 2;
     for (int i = 2; i < argc; i++) {
         const char *s = argv[i];
         const char *name = s[0] == '-' && s[1] == '-' ? s + 2 : NULL;
         if (!name) {
-            if (a->positional) bad_usage("unexpected argument \"%s\"", s);
-            a->positional = s;
+            if (a->npos >= max_pos) bad_usage("unexpected argument \"%s\"", s);
+            if (!a->positional) a->positional = s;
+            a->pos[a->npos++] = s;
             continue;
         }
         char key[32];
         snprintf(key, sizeof key, " %s ", name);
         if (!strstr(accepted, key)) bad_usage("unknown option \"%s\" for this command", s);
-        int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown");
+        int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown") || !strcmp(name, "table");
         if (!flag && i + 1 >= argc) bad_usage("option %s needs a value", s);
         const char *v = flag ? NULL : argv[++i];
         if (!strcmp(name, "set")) {
@@ -73,11 +82,12 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted) {
         else if (!strcmp(name, "out")) a->out = v;
         else if (!strcmp(name, "tokens")) a->tokens = v;
         else if (!strcmp(name, "grads")) a->grads = v;
-        else if (!strcmp(name, "context")) a->context = parse_long("--context", v, 1, 1L << 40);
+        else if (!strcmp(name, "context")) { a->context = parse_long("--context", v, 1, 1L << 40); a->context_set = 1; }
         else if (!strcmp(name, "bytes")) a->bytes = parse_long("--bytes", v, 1, 8);
         else if (!strcmp(name, "json")) a->json = 1;
         else if (!strcmp(name, "quiet")) a->quiet = 1;
         else if (!strcmp(name, "markdown")) a->markdown = 1;
+        else if (!strcmp(name, "table")) a->table = 1;
     }
 }
 
@@ -91,7 +101,7 @@ static void load_config(Config *c, const char *path, char **sets, int nsets) {
 
 static int cmd_train(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " set db init out quiet ");
+    parse_args(argc, argv, &a, " set db init out quiet ", 1);
     if (!a.positional) bad_usage("train needs a config file%s", "");
     Config c;
     load_config(&c, a.positional, a.sets, a.nsets);
@@ -101,10 +111,23 @@ static int cmd_train(int argc, char **argv) {
     return rc;
 }
 
+// Several configs side by side (info.h). A config that fails to load or build gets an error row
+// and the others are still shown; the exit status is then 2.
+static int info_table(const Args *a) {
+    long ctx = a->context_set ? a->context : INFO_REF_CONTEXT;
+    InfoRow *rows = xcalloc(a->npos, sizeof(InfoRow));
+    int failed = 0;
+    for (int i = 0; i < a->npos; i++) failed += info_row(&rows[i], a->pos[i], (char **)a->sets, a->nsets, ctx, (int)a->bytes) != 0;
+    info_table_print(rows, a->npos, ctx, (int)a->bytes, a->json);
+    free(rows);
+    return failed ? EXIT_BADINPUT : 0;
+}
+
 static int cmd_info(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " set context bytes json ");
+    parse_args(argc, argv, &a, " set context bytes json table ", MAX_POSITIONAL);
     if (!a.positional) bad_usage("info needs a config file%s", "");
+    if (a.table || a.npos > 1) return info_table(&a);
     Config c;
     load_config(&c, a.positional, a.sets, a.nsets);
     Model m;
@@ -152,7 +175,7 @@ static int *read_tokens(const char *path, int V, int *B, int *T) {
 
 static int cmd_forward(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " tokens grads ");
+    parse_args(argc, argv, &a, " tokens grads ", 1);
     if (!a.positional) bad_usage("forward needs a checkpoint%s", "");
     if (!a.tokens) bad_usage("forward needs --tokens FILE%s", "");
     char emsg[1024];
@@ -201,7 +224,7 @@ static void md_cell(const char *s) {
 
 static int cmd_keys(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " markdown ");
+    parse_args(argc, argv, &a, " markdown ", 1);
     const KeySpec *const *tables = all_key_tables();
     if (a.markdown) printf("| key | type | default | meaning |\n|---|---|---|---|\n");
     for (int t = 0; tables[t]; t++)
