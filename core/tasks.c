@@ -4,10 +4,18 @@
 #include <string.h>
 
 extern const Task mqar_task, bytes_task;
+extern const Task niah_task, passkey_task;
+extern const Task icl_task, mad_recall_task, mad_noisy_recall_task, mad_fuzzy_recall_task, mad_selective_copy_task,
+    mad_compression_task, mad_memorization_task;
 
 const Task *const task_registry[] = {
     &mqar_task,    // Zoology's multi-query associative recall
     &bytes_task,   // byte-level language modelling on a text file
+    &niah_task,    // needle in a haystack, RULER variants (single, multikey, multivalue, multiquery)
+    &passkey_task, // passkey retrieval, Landmark Attention format, byte level
+    &icl_task,     // in-context classification with arbitrary labels (Jamba's IMDB format adherence)
+    &mad_recall_task, &mad_noisy_recall_task, &mad_fuzzy_recall_task,   // MAD-lab's six tasks; keys on the first
+    &mad_selective_copy_task, &mad_compression_task, &mad_memorization_task,
     NULL,
 };
 

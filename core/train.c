@@ -211,7 +211,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }
     if (!o->quiet)
-        printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d x %d, %d threads, BLAS core %s\n",
+        printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d sequences (up to %d tokens), %d threads, BLAS core %s\n",
                (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
 
     struct sigaction sa = {0};
