@@ -1,5 +1,7 @@
 // main.c: the `hlab` command line.
 #include "checkpoint.h"
+#include "export.h"
+#include "task.h"
 #include "info.h"
 #include "keys.h"
 #include "machine.h"
@@ -21,6 +23,8 @@ static const char *usage =
     "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
     "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
     "        each token predicting the next), optionally writing every parameter's gradient\n"
+    "  data export CONFIG [--set KEY=VALUE]... [--split train|valid|test] [--limit N] [--out FILE]\n"
+    "        the task's generated examples as JSON Lines (tokens, targets, slice), for other models\n"
     "  keys [--markdown]   every config key with its type, default and meaning\n"
     "  version             code version, BLAS core, CPU\n";
 
@@ -48,8 +52,8 @@ typedef struct {
     const char *positional;             // the first positional argument
     const char *pos[MAX_POSITIONAL]; int npos;
     char *sets[256]; int nsets;
-    const char *db, *init, *out, *tokens, *grads;
-    long context, bytes;
+    const char *db, *init, *out, *tokens, *grads, *split;
+    long context, bytes, limit;
     int context_set;                    // --context was given (info --table has its own default)
     int json, quiet, markdown, table;
 } Args;
@@ -84,6 +88,8 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "grads")) a->grads = v;
         else if (!strcmp(name, "context")) { a->context = parse_long("--context", v, 1, 1L << 40); a->context_set = 1; }
         else if (!strcmp(name, "bytes")) a->bytes = parse_long("--bytes", v, 1, 8);
+        else if (!strcmp(name, "limit")) a->limit = parse_long("--limit", v, 0, 1L << 40);
+        else if (!strcmp(name, "split")) a->split = v;
         else if (!strcmp(name, "json")) a->json = 1;
         else if (!strcmp(name, "quiet")) a->quiet = 1;
         else if (!strcmp(name, "markdown")) a->markdown = 1;
@@ -246,6 +252,23 @@ static int cmd_keys(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_data(int argc, char **argv) {
+    if (argc < 3 || strcmp(argv[2], "export")) bad_usage("data needs a subcommand: export%s", "");
+    Args a;
+    parse_args(argc - 1, argv + 1, &a, " set split limit out ", 1);   // options after "export"
+    if (!a.positional) bad_usage("data export needs a config file%s", "");
+    int split = SPLIT_TEST;
+    if (a.split) {
+        for (split = 0; split < 3 && strcmp(a.split, split_names[split]); split++) {}
+        if (split == 3) bad_usage("--split must be train, valid or test, not \"%s\"", a.split);
+    }
+    Config c;
+    load_config(&c, a.positional, a.sets, a.nsets);
+    int rc = data_export(&c, split, a.limit, a.out);
+    config_free(&c);
+    return rc;
+}
+
 static int cmd_version(void) {
     ops_init_threads(0);
     MachineInfo mi;
@@ -264,6 +287,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc, argv);
     if (!strcmp(cmd, "keys")) return cmd_keys(argc, argv);
+    if (!strcmp(cmd, "data")) return cmd_data(argc, argv);
     if (!strcmp(cmd, "version")) return cmd_version();
     fprintf(stderr, "hlab: unknown command \"%s\"\n%s", cmd, usage);
     return EXIT_BADINPUT;
