@@ -23,6 +23,7 @@
 // the batch inside, so the reductions over (b,t) for dA_log, D and the dt bias stay in one thread;
 // dBm and dCm reduce over channels, into per-thread partial buffers summed afterwards in thread
 // order. Same thread count, same bits; no atomics.
+#include "causal_conv.h"
 #include "mamba_keys.h"
 #include "model.h"
 #include "ops.h"
@@ -189,56 +190,6 @@ static void mamba1_init(Layer *L, Rng *rng) {
 // ----------------------------------------------------------------------------
 // causal depthwise convolution (§1.3, §7.3). x' is the first half of each xz row (stride 2E).
 
-// xc[b,t,e] = bias[e] + Σ_k W[e,k] x'[b,t-K+1+k,e] (x' = 0 before t = 0);  u = silu(xc)
-static void conv_forward(real *xc, real *u, const real *xz, const real *W, const real *bias,
-                         int B, int T, int E, int K) {
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            size_t bt = (size_t)b * T + t;
-            real *o = xc + bt * E;
-            for (int e = 0; e < E; e++) o[e] = bias ? bias[e] : 0;
-            for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
-                const real *x = xz + (bt + k - (K - 1)) * 2 * E;   // row t-(K-1)+k >= 0
-                for (int e = 0; e < E; e++) o[e] += W[(size_t)e * K + k] * x[e];
-            }
-            for (int e = 0; e < E; e++) u[bt * E + e] = silur(o[e]);
-        }
-}
-
-// dxc (B,T,E) -> dx' (first half of each dxz row, overwritten), dW += , db +=
-static void conv_backward(real *dxz, real *dW, real *db, const real *dxc, const real *xz,
-                          const real *W, int B, int T, int E, int K) {
-    // dx'[b,s,e] = Σ_k dxc[b,s+K-1-k,e] W[e,k], for the outputs s+K-1-k < T that read x'[s]
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int s = 0; s < T; s++) {
-            real *o = dxz + ((size_t)b * T + s) * 2 * E;
-            for (int e = 0; e < E; e++) o[e] = 0;
-            for (int k = 0; k < K; k++) {
-                int t = s + K - 1 - k;
-                if (t >= T) continue;
-                const real *g = dxc + ((size_t)b * T + t) * E;
-                for (int e = 0; e < E; e++) o[e] += g[e] * W[(size_t)e * K + k];
-            }
-        }
-    // dW and db reduce over (b,t): each thread owns a block of channels, walks all rows in order
-    // (thread-count independent sums), and reads each row's block contiguously
-    enum { EBLK = 16 };
-    #pragma omp parallel for schedule(static)
-    for (int e0 = 0; e0 < E; e0 += EBLK) {
-        int e1 = e0 + EBLK < E ? e0 + EBLK : E;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                const real *g = dxc + ((size_t)b * T + t) * E;
-                if (db) for (int e = e0; e < e1; e++) db[e] += g[e];
-                for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
-                    const real *x = xz + ((size_t)b * T + (t + k - (K - 1))) * 2 * E;
-                    for (int e = e0; e < e1; e++) dW[(size_t)e * K + k] += g[e] * x[e];
-                }
-            }
-    }
-}
 
 // ----------------------------------------------------------------------------
 // selective scan (§1.3, §7.4). Per channel (b, e), A row a = A[e,:] (N):
@@ -348,7 +299,7 @@ static void mamba1_forward(Layer *L, real *out, const real *in, int B, int T) {
     // in_proj: (BT,C) -> (BT,2E)
     matmul_forward(xz, in, L->p[P->Win], NULL, BT, C, 2 * E);
     // conv + SiLU on the x half: (BT,E)
-    conv_forward(xc, u, xz, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, B, T, E, P->K);
+    causal_conv_forward(xc, u, xz, 2 * E, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, B, T, E, P->K);
     // x_proj, one row block at a time: dt_lr (BT,R), Bm (BT,N), Cm (BT,N); then the inner norms
     for (int s = 0; s < 3; s++) {
         matmul_forward(L->a[P->raw[s]], u, L->p[P->Wx] + (size_t)P->off[s] * E, NULL, BT, E, P->wid[s]);
@@ -435,7 +386,7 @@ static void mamba1_backward(Layer *L, real *din, const real *dout, const real *i
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < BTE; i++) du[i] *= silu_grad(xc[i]);
     // conv: dx' into the first half of dxz; dW_conv, db_conv
-    conv_backward(dxz, L->g[P->Wconv], P->bconv >= 0 ? L->g[P->bconv] : NULL, du, xz, L->p[P->Wconv],
+    causal_conv_backward(dxz, 2 * E, L->g[P->Wconv], P->bconv >= 0 ? L->g[P->bconv] : NULL, du, xz, L->p[P->Wconv],
                   B, T, E, P->K);
     // in_proj: din = dxz W_in, dW_in += dxzᵀ x
     matmul_backward(din, L->g[P->Win], NULL, dxz, in, L->p[P->Win], BT, C, 2 * E, 0);

@@ -25,6 +25,7 @@
 #include "mamba_keys.h"
 #include "model.h"
 #include "ops.h"
+#include "causal_conv.h"
 #include "ssd_scan.h"
 #include <string.h>
 
@@ -164,56 +165,6 @@ static void mamba2_init(Layer *L, Rng *rng) {
 // causal depthwise convolution over the Cx channels x|B|C (§2.3 = §1.3, backward §7.3). Its input
 // is a column block of zxbcdt: rows of stride ld (= Dp). Output rows have stride Cx.
 
-// xc[b,t,c] = bias[c] + Σ_k W[c,k] in[b,t-K+1+k,c] (in = 0 before t = 0);  xbc = silu(xc)
-static void conv_forward(real *xc, real *xbc, const real *in, int ld, const real *W, const real *bias,
-                         int B, int T, int Cx, int K) {
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            size_t bt = (size_t)b * T + t;
-            real *o = xc + bt * Cx;
-            for (int c = 0; c < Cx; c++) o[c] = bias ? bias[c] : 0;
-            for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
-                const real *x = in + (bt + k - (K - 1)) * ld;   // row t-(K-1)+k >= 0
-                for (int c = 0; c < Cx; c++) o[c] += W[(size_t)c * K + k] * x[c];
-            }
-            for (int c = 0; c < Cx; c++) xbc[bt * Cx + c] = silur(o[c]);
-        }
-}
-
-// dxc (B,T,Cx) -> din (rows of stride ld, overwritten), dW += , db +=
-static void conv_backward(real *din, int ld, real *dW, real *db, const real *dxc, const real *in,
-                          const real *W, int B, int T, int Cx, int K) {
-    // din[b,s,c] = Σ_k dxc[b,s+K-1-k,c] W[c,k], for the outputs s+K-1-k < T that read in[s]
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int s = 0; s < T; s++) {
-            real *o = din + ((size_t)b * T + s) * ld;
-            for (int c = 0; c < Cx; c++) o[c] = 0;
-            for (int k = 0; k < K; k++) {
-                int t = s + K - 1 - k;
-                if (t >= T) continue;
-                const real *g = dxc + ((size_t)b * T + t) * Cx;
-                for (int c = 0; c < Cx; c++) o[c] += g[c] * W[(size_t)c * K + k];
-            }
-        }
-    // dW and db reduce over (b,t): each thread owns a block of channels and walks every row in
-    // order (thread-count independent sums)
-    enum { CBLK = 16 };
-    #pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < Cx; c0 += CBLK) {
-        int c1 = c0 + CBLK < Cx ? c0 + CBLK : Cx;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                const real *g = dxc + ((size_t)b * T + t) * Cx;
-                if (db) for (int c = c0; c < c1; c++) db[c] += g[c];
-                for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
-                    const real *x = in + ((size_t)b * T + (t + k - (K - 1))) * ld;
-                    for (int c = c0; c < c1; c++) dW[(size_t)c * K + k] += g[c] * x[c];
-                }
-            }
-    }
-}
 
 // ----------------------------------------------------------------------------
 // gated grouped RMSNorm, norm_before_gate = False (§2.3, backward §7.2). z: rows of stride ld.
@@ -282,7 +233,7 @@ static void mamba2_forward(Layer *L, real *out, const real *in, int B, int T) {
     // in_proj: (BT,C) -> (BT,Dp) = [z | xBC | dt]
     matmul_forward(zxbcdt, in, L->p[P->Win], NULL, BT, C, Dp);
     // conv + SiLU on xBC: (BT,Cx)
-    conv_forward(L->a[P->xc], xbc, zxbcdt + E, Dp, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL,
+    causal_conv_forward(L->a[P->xc], xbc, zxbcdt + E, Dp, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL,
                  B, T, Cx, P->K);
     // Δ = clamp(softplus(dt + dt_bias)): (BT,H)
     const real *dt_bias = L->p[P->dt_bias];
@@ -362,7 +313,7 @@ static void mamba2_backward(Layer *L, real *din, const real *dout, const real *i
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)BT * Cx; i++) dxbc[i] *= silu_grad(xc[i]);
     // conv: d xBC into dzxbcdt's middle columns; dW_conv, db_conv
-    conv_backward(dzxbcdt + E, Dp, L->g[P->Wconv], P->bconv >= 0 ? L->g[P->bconv] : NULL, dxbc,
+    causal_conv_backward(dzxbcdt + E, Dp, L->g[P->Wconv], P->bconv >= 0 ? L->g[P->bconv] : NULL, dxbc,
                   zxbcdt + E, L->p[P->Wconv], B, T, Cx, P->K);
     // in_proj: din = dzxbcdt W_in, dW_in += dzxbcdtᵀ x
     matmul_backward(din, L->g[P->Win], NULL, dzxbcdt, in, L->p[P->Win], BT, C, Dp, 0);
