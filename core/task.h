@@ -46,3 +46,6 @@ typedef struct Task {
 extern const Task *const task_registry[];
 const Task *task_find(const char *name);
 uint64_t task_example_seed(uint64_t data_seed, int split, long index);
+// Parses a config list "a,b,c" into at most max integers in [lo, hi] (unique: no repeats).
+// Returns the count, or -1 with a message saying what would be valid.
+int task_parse_ints(const char *s, int *out, int max, long lo, long hi, int unique, char *msg, size_t cap);

@@ -95,30 +95,6 @@ typedef struct {
     long text_len;
 } Niah;
 
-// Parses "a,b,c" into integers in [lo, hi]. Returns the count, or -1 with a message.
-static int parse_ints(const char *s, int *out, int max, long lo, long hi, int unique, char *msg, size_t cap) {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        long v;
-        int used = 0;
-        if (sscanf(p, "%ld%n", &v, &used) != 1 || used == 0) {
-            snprintf(msg, cap, "expected integers separated by commas, e.g. \"256,512,1024\"; got \"%s\"", p);
-            return -1;
-        }
-        if (n == max) { snprintf(msg, cap, "at most %d entries", max); return -1; }
-        if (v < lo || v > hi) { snprintf(msg, cap, "entry %d is %ld, outside [%ld, %ld]", n + 1, v, lo, hi); return -1; }
-        for (int i = 0; unique && i < n; i++)
-            if (out[i] == v) { snprintf(msg, cap, "%ld is listed twice", v); return -1; }
-        out[n++] = (int)v;
-        p += used;
-        if (*p == ',') p++;
-        else if (*p) { snprintf(msg, cap, "unexpected \"%s\" after entry %d", p, n); return -1; }
-    }
-    if (n == 0) { snprintf(msg, cap, "needs at least one entry, e.g. \"256\""); return -1; }
-    return n;
-}
-
 // How many distinct strings of len tokens over n symbols, capped (it only has to beat a count).
 static double strings(int n, int len) { double s = pow(n, len); return s > 1e18 ? 1e18 : s; }
 
@@ -172,11 +148,11 @@ static int niah_load(const Config *c, Niah *q, ConfError *err) {
         return cfg_error(c, q->haystack == TEXT ? "data.niah.value_len" : "data.niah.value_vocab", err,
                          "%d distinct values needed, but %d value tokens ^ value_len %d give only %.0f", q->needles, q->val_n, q->vl, strings(q->val_n, q->vl));
 
-    if ((q->ntrain = parse_ints(cfg_str(c, "data.niah.train_lengths"), q->train_len, MAX_LIST, 1, 1 << 24, 0, msg, sizeof msg)) < 0)
+    if ((q->ntrain = task_parse_ints(cfg_str(c, "data.niah.train_lengths"), q->train_len, MAX_LIST, 1, 1 << 24, 0, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.niah.train_lengths", err, "%s", msg);
-    if ((q->neval = parse_ints(cfg_str(c, "data.niah.eval_lengths"), q->eval_len, MAX_LIST, 1, 1 << 24, 1, msg, sizeof msg)) < 0)
+    if ((q->neval = task_parse_ints(cfg_str(c, "data.niah.eval_lengths"), q->eval_len, MAX_LIST, 1, 1 << 24, 1, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.niah.eval_lengths", err, "%s", msg);
-    if ((q->ndepth = parse_ints(cfg_str(c, "data.niah.depths"), q->depth, MAX_LIST, 0, 100, 1, msg, sizeof msg)) < 0)
+    if ((q->ndepth = task_parse_ints(cfg_str(c, "data.niah.depths"), q->depth, MAX_LIST, 0, 100, 1, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.niah.depths", err, "depths are percentages in [0, 100]: %s", msg);
     int need = q->needles * q->nl + q->tail;
     for (int k = 0; k < 2; k++) {

@@ -52,30 +52,6 @@ typedef struct {
     uint64_t seed;
 } Passkey;
 
-// Parses "a,b,c" into integers in [lo, hi]. Returns the count, or -1 with a message.
-static int parse_ints(const char *s, int *out, int max, long lo, long hi, int unique, char *msg, size_t cap) {
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        long v;
-        int used = 0;
-        if (sscanf(p, "%ld%n", &v, &used) != 1 || used == 0) {
-            snprintf(msg, cap, "expected integers separated by commas, e.g. \"512,1024,2048\"; got \"%s\"", p);
-            return -1;
-        }
-        if (n == max) { snprintf(msg, cap, "at most %d entries", max); return -1; }
-        if (v < lo || v > hi) { snprintf(msg, cap, "entry %d is %ld, outside [%ld, %ld]", n + 1, v, lo, hi); return -1; }
-        for (int i = 0; unique && i < n; i++)
-            if (out[i] == v) { snprintf(msg, cap, "%ld is listed twice", v); return -1; }
-        out[n++] = (int)v;
-        p += used;
-        if (*p == ',') p++;
-        else if (*p) { snprintf(msg, cap, "unexpected \"%s\" after entry %d", p, n); return -1; }
-    }
-    if (n == 0) { snprintf(msg, cap, "needs at least one entry, e.g. \"512\""); return -1; }
-    return n;
-}
-
 // Bytes of "The pass key is K. Remember it. K is the pass key." for a key of n digits.
 static int info_len(int n) { return (int)strlen("The pass key is . Remember it.  is the pass key.") + 2 * n; }
 
@@ -92,11 +68,11 @@ static int passkey_load(const Config *c, Passkey *p, ConfError *err) {
     p->seed = (uint64_t)cfg_int(c, "data.seed");
     if (cfg_int(c, "model.vocab_size") < 256)
         return cfg_error(c, "model.vocab_size", err, "passkey is byte-level and needs vocab_size >= 256, got %ld", cfg_int(c, "model.vocab_size"));
-    if ((p->ntrain = parse_ints(cfg_str(c, "data.passkey.train_lengths"), p->train_len, MAX_LIST, 1, 1 << 24, 0, msg, sizeof msg)) < 0)
+    if ((p->ntrain = task_parse_ints(cfg_str(c, "data.passkey.train_lengths"), p->train_len, MAX_LIST, 1, 1 << 24, 0, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.passkey.train_lengths", err, "%s", msg);
-    if ((p->neval = parse_ints(cfg_str(c, "data.passkey.eval_lengths"), p->eval_len, MAX_LIST, 1, 1 << 24, 1, msg, sizeof msg)) < 0)
+    if ((p->neval = task_parse_ints(cfg_str(c, "data.passkey.eval_lengths"), p->eval_len, MAX_LIST, 1, 1 << 24, 1, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.passkey.eval_lengths", err, "%s", msg);
-    if ((p->ndepth = parse_ints(cfg_str(c, "data.passkey.depths"), p->depth, MAX_LIST, 0, 100, 1, msg, sizeof msg)) < 0)
+    if ((p->ndepth = task_parse_ints(cfg_str(c, "data.passkey.depths"), p->depth, MAX_LIST, 0, 100, 1, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.passkey.depths", err, "depths are percentages in [0, 100]: %s", msg);
     int need = fixed_len(p->digits);
     for (int k = 0; k < 2; k++) {

@@ -47,3 +47,27 @@ void slice_json(const Slice *s, char *buf, size_t cap) {
         k += (size_t)snprintf(buf + k, cap - k, "%s\"%s\": %ld", i ? ", " : "", s->key[i], s->val[i]);
     if (k < cap) snprintf(buf + k, cap - k, "}");
 }
+
+// Parses "a,b,c" into integers in [lo, hi]. Returns the count, or -1 with a message.
+int task_parse_ints(const char *s, int *out, int max, long lo, long hi, int unique, char *msg, size_t cap) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        long v;
+        int used = 0;
+        if (sscanf(p, "%ld%n", &v, &used) != 1 || used == 0) {
+            snprintf(msg, cap, "expected integers separated by commas, e.g. \"256,512,1024\"; got \"%s\"", p);
+            return -1;
+        }
+        if (n == max) { snprintf(msg, cap, "at most %d entries", max); return -1; }
+        if (v < lo || v > hi) { snprintf(msg, cap, "entry %d is %ld, outside [%ld, %ld]", n + 1, v, lo, hi); return -1; }
+        for (int i = 0; unique && i < n; i++)
+            if (out[i] == v) { snprintf(msg, cap, "%ld is listed twice", v); return -1; }
+        out[n++] = (int)v;
+        p += used;
+        if (*p == ',') p++;
+        else if (*p) { snprintf(msg, cap, "unexpected \"%s\" after entry %d", p, n); return -1; }
+    }
+    if (n == 0) { snprintf(msg, cap, "needs at least one entry, e.g. \"256\""); return -1; }
+    return n;
+}

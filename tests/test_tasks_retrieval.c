@@ -116,7 +116,7 @@ static void check_variant(const VariantSpec *vs, const char *haystack, const cha
             for (int a = 0; a < P.n; a++)
                 for (int b = a + 1; b < P.n; b++)
                     if (same_key(P.key[a], P.key[b], kl) != vs->same_keys) bad_keys++;
-            int qi[64], first = -1;
+            int qi[64] = {0}, first = -1;
             for (int j = 0; j < P.nq; j++) {
                 qi[j] = find_key(&P, P.qkey[j], kl);
                 if (qi[j] < 0) bad_keys++;
