@@ -25,5 +25,6 @@ sqlite3 -header -column "$out" "
 echo
 echo "One epoch of 30,000 sequences each. At this budget attention alone has not yet learned recall,"
 echo "while the hybrid has: Mamba's short convolution gives attention the token shift it needs"
-echo "(Zoology/Based's observation). Pure Mamba at this width is still at chance."
+echo "(Zoology/Based's observation). Pure Mamba at this width is still at chance. With 8 epochs"
+echo "(--set train.epochs=8) the transformer reaches 0.9964 too (measured: 425 s)."
 echo "run store: $out   (sqlite3 $out 'select * from runs')"
