@@ -167,16 +167,7 @@ static void mamba1_init(Layer *L, Rng *rng) {
     double s = pow((double)R, -0.5) * cfg_num(c, KEY("dt_scale"));
     if (!strcmp(cfg_str(c, KEY("dt_init")), "constant")) init_const(L->p[P->Wdt], (size_t)E * R, s);
     else init_uniform(L->p[P->Wdt], (size_t)E * R, s, rng);
-    // dt bias = softplus⁻¹(dt), dt log-uniform in [dt_min, dt_max] and at least dt_init_floor, so
-    // that Δ starts spread over time scales (§1.2, §9.4). dt + log(-expm1(-dt)) = log(expm1(dt))
-    // without overflow for large dt.
-    double lo = log(cfg_num(c, KEY("dt_min"))), hi = log(cfg_num(c, KEY("dt_max")));
-    double floor_ = cfg_num(c, KEY("dt_init_floor"));
-    real *bdt = L->p[P->bdt];
-    for (int e = 0; e < E; e++) {
-        double dt = fmax(exp(rng_uniform(rng) * (hi - lo) + lo), floor_);
-        bdt[e] = (real)(dt + log(-expm1(-dt)));
-    }
+    mamba_dt_bias_init(L->p[P->bdt], E, c, rng);
     real *A_log = L->p[P->A_log];   // S4D-real: A = -(1, 2, ..., N) in every channel
     for (int e = 0; e < E; e++)
         for (int n = 0; n < N; n++) A_log[(size_t)e * N + n] = (real)log((double)(n + 1));
@@ -407,6 +398,16 @@ static double mamba1_flops_per_token(const Layer *L, long ctx) {
 static double mamba1_cache_elems(const Layer *L, long ctx) {
     const Mamba1 *P = L->priv;
     return (double)P->E * (P->K - 1) + (double)P->E * P->N;   // conv window + SSM state
+}
+
+void mamba_dt_bias_init(real *bias, int n, const Config *c, Rng *rng) {
+    // dt + log(-expm1(-dt)) = log(expm1(dt)) = softplus⁻¹(dt), without overflow for large dt
+    double lo = log(cfg_num(c, KEY("dt_min"))), hi = log(cfg_num(c, KEY("dt_max")));
+    double floor_ = cfg_num(c, KEY("dt_init_floor"));
+    for (int i = 0; i < n; i++) {
+        double dt = fmax(exp(rng_uniform(rng) * (hi - lo) + lo), floor_);
+        bias[i] = (real)(dt + log(-expm1(-dt)));
+    }
 }
 
 const BlockType mamba1_block = {

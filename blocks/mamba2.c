@@ -142,15 +142,9 @@ static void mamba2_init(Layer *L, Rng *rng) {
     init_uniform(L->p[P->Win], (size_t)P->Dp * C, 1 / sqrt((double)C), rng);
     init_uniform(L->p[P->Wconv], (size_t)P->Cx * K, 1 / sqrt((double)K), rng);
     if (P->bconv >= 0) init_uniform(L->p[P->bconv], P->Cx, 1 / sqrt((double)K), rng);
-    // dt_bias = softplus⁻¹(dt), dt log-uniform in [dt_min, dt_max], at least dt_init_floor, one
-    // per head (§2.1, §9.4); dt + log(-expm1(-dt)) = log(expm1(dt)) without overflow
-    double lo = log(cfg_num(c, KEY("dt_min"))), hi = log(cfg_num(c, KEY("dt_max")));
-    double floor_ = cfg_num(c, KEY("dt_init_floor"));
-    real *dt_bias = L->p[P->dt_bias], *A_log = L->p[P->A_log];
-    for (int h = 0; h < H; h++) {
-        double dt = fmax(exp(rng_uniform(rng) * (hi - lo) + lo), floor_);
-        dt_bias[h] = (real)(dt + log(-expm1(-dt)));
-    }
+    // dt_bias: one per head (§2.1, §9.4)
+    mamba_dt_bias_init(L->p[P->dt_bias], H, c, rng);
+    real *A_log = L->p[P->A_log];
     // A = -exp(A_log): Mamba-2 draws A ~ U(1,16) per head; Zamba2 uses A = 1..H (§2.1, §10)
     int range = !strcmp(cfg_str(c, KEY("a_init")), "range");
     for (int h = 0; h < H; h++) A_log[h] = (real)log(range ? h + 1.0 : 1 + 15 * rng_uniform(rng));
