@@ -48,4 +48,8 @@ const Task *task_find(const char *name);
 uint64_t task_example_seed(uint64_t data_seed, int split, long index);
 // Parses a config list "a,b,c" into at most max integers in [lo, hi] (unique: no repeats).
 // Returns the count, or -1 with a message saying what would be valid.
+// Reads the corpus the string key `key` names: a file, or every regular file (not symlink) of a
+// directory concatenated in name order. On success *buf (caller frees) holds *len bytes; on
+// failure returns cfg_error(...) and *buf is NULL.
+int task_read_corpus(const Config *c, const char *key, unsigned char **buf, long *len, ConfError *err);
 int task_parse_ints(const char *s, int *out, int max, long lo, long hi, int unique, char *msg, size_t cap);

@@ -4,11 +4,9 @@
 // Every position is labelled with the next byte; the metric is bits per byte (CE / ln 2).
 #include "task.h"
 #include "common.h"
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const KeySpec bytes_keys[] = {
     {"data.bytes.path", KT_STRING, "/usr/share/common-licenses", 0, -1, NULL, 0,
@@ -34,67 +32,10 @@ static int bytes_validate(const Config *c, ConfError *err) {
     return 0;
 }
 
-// Appends a whole file to b->buf. Returns 0, or -1 with errno set.
-static int append_file(Bytes *b, long *cap, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t got;
-    for (;;) {
-        if (b->len == *cap) { *cap *= 2; b->buf = xrealloc(b->buf, *cap); }
-        got = fread(b->buf + b->len, 1, *cap - b->len, f);
-        if (got == 0) break;
-        b->len += (long)got;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { errno = EIO; return -1; }
-    return 0;
-}
-
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static void *bytes_open(const Config *c, ConfError *err) {
     const char *path = cfg_str(c, "data.bytes.path");
     Bytes *b = xcalloc(1, sizeof *b);
-    long cap = 1 << 16;
-    b->buf = xmalloc(cap);
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        cfg_error(c, "data.bytes.path", err, "cannot open %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        // every regular file of the directory, in name order, so the corpus is the same everywhere
-        DIR *d = opendir(path);
-        if (!d) { cfg_error(c, "data.bytes.path", err, "cannot read directory %s: %s", path, strerror(errno)); goto fail; }
-        char **names = NULL;
-        int n = 0;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            char full[4096];
-            struct stat fs;
-            snprintf(full, sizeof full, "%s/%s", path, e->d_name);
-            if (lstat(full, &fs) == 0 && S_ISREG(fs.st_mode)) {
-                names = xrealloc(names, (n + 1) * sizeof(char *));
-                names[n++] = xstrdup(full);
-            }
-        }
-        closedir(d);
-        qsort(names, n, sizeof(char *), cmp_names);
-        int rc = 0;
-        for (int i = 0; i < n; i++) {
-            if (rc == 0 && append_file(b, &cap, names[i]) != 0) {
-                cfg_error(c, "data.bytes.path", err, "cannot read %s: %s", names[i], strerror(errno));
-                rc = -1;
-            }
-            free(names[i]);
-        }
-        free(names);
-        if (rc) goto fail;
-    } else if (append_file(b, &cap, path) != 0) {
-        cfg_error(c, "data.bytes.path", err, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
+    if (task_read_corpus(c, "data.bytes.path", &b->buf, &b->len, err)) goto fail;
     b->T = (int)cfg_int(c, "data.seq_len");
     b->seed = (uint64_t)cfg_int(c, "data.seed");
     long nv = (long)(b->len * cfg_num(c, "data.bytes.valid_frac")), nt = (long)(b->len * cfg_num(c, "data.bytes.test_frac"));

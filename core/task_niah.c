@@ -171,57 +171,11 @@ static int niah_validate(const Config *c, ConfError *err) {
     return niah_load(c, &q, err);
 }
 
-// Appends a whole file to *buf. Returns 0, or -1 with errno set.
-static int append_file(unsigned char **buf, long *len, long *cap, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t got;
-    do {
-        if (*len == *cap) { *cap *= 2; *buf = xrealloc(*buf, *cap); }
-        got = fread(*buf + *len, 1, *cap - *len, f);
-        *len += (long)got;
-    } while (got > 0);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { errno = EIO; return -1; }
-    return 0;
-}
-
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 // The haystack text, as core/task_bytes.c reads a corpus: a file, or a directory's regular
 // files in name order. Marker bytes become spaces.
 static int load_text(const Config *c, Niah *q, ConfError *err) {
     const char *path = cfg_str(c, "data.niah.text_path");
-    long cap = 1 << 16;
-    q->text = xmalloc(cap);
-    q->text_len = 0;
-    struct stat sb;
-    if (stat(path, &sb) != 0) return cfg_error(c, "data.niah.text_path", err, "cannot open %s: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) return cfg_error(c, "data.niah.text_path", err, "cannot read directory %s: %s", path, strerror(errno));
-        char **names = NULL;
-        int n = 0, rc = 0;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            char full[4096];
-            struct stat fs;
-            snprintf(full, sizeof full, "%s/%s", path, e->d_name);
-            if (lstat(full, &fs) == 0 && S_ISREG(fs.st_mode)) { names = xrealloc(names, (n + 1) * sizeof(char *)); names[n++] = xstrdup(full); }
-        }
-        closedir(d);
-        qsort(names, n, sizeof(char *), cmp_names);
-        for (int i = 0; i < n; i++) {
-            if (rc == 0 && append_file(&q->text, &q->text_len, &cap, names[i]) != 0)
-                rc = cfg_error(c, "data.niah.text_path", err, "cannot read %s: %s", names[i], strerror(errno));
-            free(names[i]);
-        }
-        free(names);
-        if (rc) return rc;
-    } else if (append_file(&q->text, &q->text_len, &cap, path) != 0) {
-        return cfg_error(c, "data.niah.text_path", err, "cannot read %s: %s", path, strerror(errno));
-    }
+    if (task_read_corpus(c, "data.niah.text_path", &q->text, &q->text_len, err)) return -1;
     if (q->text_len == 0) return cfg_error(c, "data.niah.text_path", err, "%s holds no text", path);
     for (long i = 0; i < q->text_len; i++)
         if (q->text[i] >= NIAH_NEEDLE && q->text[i] < NIAH_SPECIALS) q->text[i] = ' ';

@@ -1,7 +1,12 @@
 // tasks.c: the task registry. Adding a task is one core/task_*.c file and one line here.
 #include "task.h"
+#include "common.h"
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 extern const Task mqar_task, bytes_task;
 extern const Task niah_task, passkey_task;
@@ -70,4 +75,62 @@ int task_parse_ints(const char *s, int *out, int max, long lo, long hi, int uniq
     }
     if (n == 0) { snprintf(msg, cap, "needs at least one entry, e.g. \"256\""); return -1; }
     return n;
+}
+
+// Appends a whole file to *buf (capacity *cap, doubled as needed). Returns 0, or -1 with errno.
+static int append_file(unsigned char **buf, long *len, long *cap, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t got;
+    do {
+        if (*len == *cap) { *cap *= 2; *buf = xrealloc(*buf, *cap); }
+        got = fread(*buf + *len, 1, *cap - *len, f);
+        *len += (long)got;
+    } while (got > 0);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { errno = EIO; return -1; }
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int task_read_corpus(const Config *c, const char *key, unsigned char **buf, long *len, ConfError *err) {
+    const char *path = cfg_str(c, key);
+    long cap = 1 << 16;
+    *buf = xmalloc(cap);
+    *len = 0;
+    struct stat sb;
+    int rc = 0;
+    if (stat(path, &sb) != 0) {
+        rc = cfg_error(c, key, err, "cannot open %s: %s", path, strerror(errno));
+    } else if (S_ISDIR(sb.st_mode)) {
+        // every regular file of the directory, in name order, so the corpus is the same everywhere
+        DIR *d = opendir(path);
+        if (!d) rc = cfg_error(c, key, err, "cannot read directory %s: %s", path, strerror(errno));
+        char **names = NULL;
+        int n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char full[4096];
+            struct stat fs;
+            snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+            if (lstat(full, &fs) == 0 && S_ISREG(fs.st_mode)) {
+                names = xrealloc(names, (n + 1) * sizeof(char *));
+                names[n++] = xstrdup(full);
+            }
+        }
+        if (d) closedir(d);
+        qsort(names, n, sizeof(char *), cmp_names);
+        for (int i = 0; i < n; i++) {
+            if (rc == 0 && append_file(buf, len, &cap, names[i]) != 0)
+                rc = cfg_error(c, key, err, "cannot read %s: %s", names[i], strerror(errno));
+            free(names[i]);
+        }
+        free(names);
+    } else if (append_file(buf, len, &cap, path) != 0) {
+        rc = cfg_error(c, key, err, "cannot read %s: %s", path, strerror(errno));
+    }
+    if (rc) { free(*buf); *buf = NULL; *len = 0; }
+    return rc;
 }
