@@ -39,8 +39,8 @@ static inline real softplus_grad(real x) { return x > 20 ? 1 : sigmoidr(x); }
 #ifdef HLAB_DOUBLE
 static inline real exp_vec(real x) { return exp(x); }
 #else
-#pragma omp declare simd notinbranch
-static inline float exp_vec(float x) {
+// always_inline: callers compiled with other optimize options (the Mamba-1 scan) still inline it
+__attribute__((always_inline)) static inline float exp_vec(float x) {
     x = x < -87.3f ? -87.3f : x > 88.0f ? 88.0f : x;   // keeps 2^k a normal float
     // k = round(x / ln2) by adding and subtracting 1.5·2^23 (floorf does not vectorize without -ffast-math)
     float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
