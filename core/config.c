@@ -643,6 +643,22 @@ int config_load_string(Config *c, const char *yaml, const char *name, char **set
     return rc;
 }
 
+int config_derive(Config *c, const Config *base, char **sets, int nsets, ConfError *err) {
+    err->msg[0] = 0;
+    c->path = xstrdup(base->path);
+    c->n = base->n;
+    c->v = xcalloc(c->n, sizeof(ConfValue));
+    for (int i = 0; i < c->n; i++) {
+        c->v[i] = base->v[i];
+        c->v[i].text = xstrdup(base->v[i].text);
+        if (base->v[i].file == base->path) c->v[i].file = c->path;   // the copy owns its own path
+    }
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < nsets; i++) rc = apply_set(c, sets[i], err);
+    if (rc) config_free(c);
+    return rc;
+}
+
 int config_load(Config *c, const char *path, char **sets, int nsets, const KeySpec *const *tables, ConfError *err) {
     if (!path) return config_load_string(c, NULL, "", sets, nsets, tables, err);
     memset(c, 0, sizeof *c);

@@ -48,6 +48,9 @@ int config_load(Config *c, const char *path, char **sets, int nsets,
 // `name` is used as the file name in error messages.
 int config_load_string(Config *c, const char *yaml, const char *name, char **sets, int nsets,
                        const KeySpec *const *tables, ConfError *err);
+// A copy of a resolved config with further "a.b.c=value" overrides applied (training phases).
+// Values keep where they were set; the overrides report as --set. Returns 0, or -1 with err.
+int config_derive(Config *c, const Config *base, char **sets, int nsets, ConfError *err);
 void config_free(Config *c);
 
 // Typed lookups. Asking for a path no table declares is a programming error (die).

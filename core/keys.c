@@ -4,6 +4,12 @@
 #include <float.h>
 
 #define BIG 1e18
+#define PHASE_KEYS(k)                                                                                        \
+    {"phase" #k ".frac", KT_FLOAT, "0", 0, 1, NULL, 0,                                                      \
+     "fraction of the training steps spent in phase " #k "; the fractions of the phases used must sum to 1 (0: no phase " #k ")"}, \
+    {"phase" #k ".set", KT_STRING, "", 0, -1, NULL, 0,                                                      \
+     "phase " #k "'s overrides \"key=value; key=value\": data.* keys (another mixture, other lengths), and train.lr, "  \
+     "train.schedule, train.warmup_steps, train.min_lr_frac, train.decay_frac (then the phase runs its own schedule)"},
 const KeySpec core_keys[] = {
     {"seed", KT_INT, "1", 0, 4294967295.0, NULL, 0, "random seed for initialisation and data order"},
     {"name", KT_STRING, "", 0, -1, NULL, 0, "a label for the run (free text)"},
@@ -42,6 +48,9 @@ const KeySpec core_keys[] = {
     {"data.task", KT_STRING, "mqar", 0, -1, NULL, 0, "training task: see `hlab keys` for each task's section"},
     {"data.seed", KT_INT, "0", 0, 4294967295.0, NULL, 0, "seed of the data (example order and generated tasks), independent of the model seed"},
     {"data.seq_len", KT_INT, "64", 2, 1048576, NULL, 0, "sequence length (T)"},
+    {"data.mix", KT_STRING, "", 0, -1, NULL, 0,
+     "train on a weighted mixture of tasks \"task:weight,...\" (e.g. \"mqar:3,niah:1\"), each with its own data.<task> "
+     "section; every task is evaluated; empty: data.task alone"},
 
     // training
     {"train.steps", KT_INT, "0", 0, BIG, NULL, 0, "optimizer steps (0: derive from train.epochs)"},
@@ -61,9 +70,13 @@ const KeySpec core_keys[] = {
     {"train.log_every", KT_INT, "50", 1, BIG, NULL, 0, "record metrics every N steps"},
     {"train.checkpoint", KT_STRING, "", 0, -1, NULL, 0, "write the final weights to this safetensors file (empty: none)"},
 
+    // training phases, in order: each a fraction of the steps with its own data and learning-rate
+    // settings (a length curriculum, an annealing phase with another mixture and a fast decay)
+    PHASE_KEYS(1) PHASE_KEYS(2) PHASE_KEYS(3) PHASE_KEYS(4)
+
     // evaluation
     {"eval.every", KT_INT, "0", 0, BIG, NULL, 0, "evaluate on the validation split every N steps (0: only at the end)"},
-    {"eval.max_examples", KT_INT, "0", 0, BIG, NULL, 0, "cap on evaluated examples per split (0: the whole split)"},
+    {"eval.max_examples", KT_INT, "0", 0, BIG, NULL, 0, "evaluate at most this many examples of each slice cell (0: the whole split)"},
     {"eval.early_stop", KT_FLOAT, "0", 0, 1, NULL, 0, "stop when validation accuracy reaches this (0: never); never looks at the test split"},
 
     // where runs go

@@ -58,6 +58,13 @@ int schedule_kind(const char *name) {
     return -1;
 }
 
+Schedule schedule_from_config(const Config *c, long total) {
+    Schedule s = {.kind = schedule_kind(cfg_str(c, "train.schedule")), .lr = cfg_num(c, "train.lr"),
+                  .warmup = cfg_int(c, "train.warmup_steps"), .total = total, .decay_frac = cfg_num(c, "train.decay_frac")};
+    s.min_lr = s.lr * cfg_num(c, "train.min_lr_frac");
+    return s;
+}
+
 double schedule_lr(const Schedule *s, long step) {
     if (s->warmup > 0 && step < s->warmup) return s->lr * (double)(step + 1) / (double)s->warmup;
     long rest = s->total - s->warmup;

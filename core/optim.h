@@ -28,3 +28,5 @@ typedef struct {
 } Schedule;
 int schedule_kind(const char *name);    // "constant" | "cosine" | "wsd" -> 0/1/2, -1 unknown
 double schedule_lr(const Schedule *s, long step);   // step in [0, total)
+// The schedule the train.* keys of a config describe, over `total` steps.
+Schedule schedule_from_config(const Config *c, long total);

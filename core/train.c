@@ -3,6 +3,7 @@
 #include "train.h"
 #include "checkpoint.h"
 #include "keys.h"
+#include "mixture.h"
 #include "machine.h"
 #include "ops.h"
 #include "optim.h"
@@ -15,17 +16,17 @@
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
 
-// Fills a batch with examples idx[0..B) of a split, in parallel: examples are independent and
-// generated from their own seeds, so the batch does not depend on threads. Examples are written
-// at stride max_len, then packed to the batch's longest length Tb (returned): a batch of short
-// sequences costs what short sequences cost.
-static int fill_batch(const Task *task, void *st, int split, const long *idx, int B, int max_len,
+// Fills a batch with example idx[b] of task[b] (state st[b]) for each slot b, in parallel:
+// examples are independent and generated from their own seeds, so the batch does not depend on
+// threads. Examples are written at stride max_len, then packed to the batch's longest length Tb
+// (returned): a batch of short sequences costs what short sequences cost.
+static int fill_batch(const Task *const *task, void *const *st, int split, const long *idx, int B, int max_len,
                       int *tok, int *tgt, int *len, Slice *slices) {
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         int *x = tok + (size_t)b * max_len, *y = tgt + (size_t)b * max_len;
         memset(&slices[b], 0, sizeof slices[b]);
-        len[b] = task->example(st, split, idx[b], x, y, &slices[b]);
+        len[b] = task[b]->example(st[b], split, idx[b], x, y, &slices[b]);
         for (int t = len[b]; t < max_len; t++) { x[t] = 0; y[t] = -1; }
     }
     int Tb = 1;
@@ -57,17 +58,50 @@ static void add_stats(SliceStats *a, const SliceStats *b) {
     a->exact += b->exact; a->adherent += b->adherent; a->loss_sum += b->loss_sum;
 }
 
-EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_examples, int max_len,
-                    int *tok, int *tgt) {
-    EvalResult r = {0};
-    long n = task->size(st, split);
-    if (max_examples > 0 && n > max_examples) n = max_examples;
+// The examples evaluate() scores: the whole split, or at most max_per_cell of each slice cell,
+// in index order (so a grid keeps every cell however its cells are laid out). Finding the cells
+// means generating the examples once more; generation costs little next to a forward pass.
+static long *eval_indices(Model *m, const Task *const *task, void *const *st, int split, long max_per_cell,
+                          int max_len, int *tok, int *tgt, long *count) {
+    long n = task[0]->size(st[0], split), k = 0;
+    long *out = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(long));
+    if (max_per_cell <= 0) {
+        for (long i = 0; i < n; i++) out[i] = i;
+        *count = n;
+        return out;
+    }
+    EvalResult seen = {0};
     long idx[m->B];
     int len[m->B];
     Slice slices[m->B];
     for (long start = 0; start < n; start += m->B) {
         int B = (int)(n - start < m->B ? n - start : m->B);
         for (int b = 0; b < B; b++) idx[b] = start + b;
+        fill_batch(task, st, split, idx, B, max_len, tok, tgt, len, slices);
+        for (int b = 0; b < B; b++) {
+            SliceStats *c = cell_for(&seen, &slices[b]);
+            if (c->examples < max_per_cell) { c->examples++; out[k++] = idx[b]; }
+        }
+    }
+    eval_free(&seen);
+    *count = k;
+    return out;
+}
+
+EvalResult evaluate(Model *m, const Task *task1, void *st1, int split, long max_examples, int max_len,
+                    int *tok, int *tgt) {
+    EvalResult r = {0};
+    const Task *task[m->B];
+    void *st[m->B];
+    for (int b = 0; b < m->B; b++) { task[b] = task1; st[b] = st1; }
+    long n;
+    long *sel = eval_indices(m, task, st, split, max_examples, max_len, tok, tgt, &n);
+    long idx[m->B];
+    int len[m->B];
+    Slice slices[m->B];
+    for (long start = 0; start < n; start += m->B) {
+        int B = (int)(n - start < m->B ? n - start : m->B);
+        for (int b = 0; b < B; b++) idx[b] = sel[start + b];
         int Tb = fill_batch(task, st, split, idx, B, max_len, tok, tgt, len, slices);
         model_forward(m, tok, tgt, B, Tb);
         // per example: labelled rows come in position order, so each example's rows are adjacent
@@ -79,7 +113,7 @@ EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_ex
             ex[b].labels++;
             ex[b].correct += m->lab_pred[k] == m->lab_tgt[k];
             ex[b].loss_sum += -log(fmax((double)p[m->lab_tgt[k]], 1e-300));
-            if (task->adherent) ex[b].adherent += task->adherent(st, split, idx[b], tok + (size_t)b * Tb, pos, m->lab_pred[k]);
+            if (task1->adherent) ex[b].adherent += task1->adherent(st1, split, idx[b], tok + (size_t)b * Tb, pos, m->lab_pred[k]);
         }
         for (int b = 0; b < B; b++) {
             ex[b].examples = 1;
@@ -88,7 +122,8 @@ EvalResult evaluate(Model *m, const Task *task, void *st, int split, long max_ex
             add_stats(cell_for(&r, &slices[b]), &ex[b]);
         }
     }
-    r.has_adherence = task->adherent != NULL;
+    free(sel);
+    r.has_adherence = task1->adherent != NULL;
     return r;
 }
 
@@ -103,7 +138,7 @@ static void store_emit(void *p, const char *name, double value) {
     store_metric(c->s, c->run, c->step, c->tokens, c->wall, name, value);
 }
 
-static double headline(const Task *t, const SliceStats *s) {
+double stats_headline(const Task *t, const SliceStats *s) {
     if (!strcmp(t->metric, "bpb")) return stats_loss(s) / log(2.0);
     if (!strcmp(t->metric, "exact_match")) return s->examples ? (double)s->exact / s->examples : NAN;
     return stats_accuracy(s);
@@ -130,44 +165,31 @@ void record_eval(Store *s, int64_t run, const Task *task, int split, const EvalR
         }
 }
 
-// Permutation of the training examples for one epoch, from the data seed (Zoology never
-// shuffles; we do, reproducibly).
-static void epoch_order(long *perm, long n, uint64_t seed, long epoch) {
-    for (long i = 0; i < n; i++) perm[i] = i;
-    Rng r;
-    rng_seed(&r, seed * 0x2545F4914F6CDD1Dull + (uint64_t)epoch + 1);
-    for (long i = n - 1; i > 0; i--) {
-        long j = (long)rng_below(&r, (uint64_t)i + 1), t = perm[i];
-        perm[i] = perm[j]; perm[j] = t;
-    }
-}
-
 int train_main(const Config *cfg, const TrainOptions *o) {
     ConfError err;
-    const Task *task = task_find(cfg_str(cfg, "data.task"));
-    if (!task) {
-        cfg_error(cfg, "data.task", &err, "unknown task \"%s\"", cfg_str(cfg, "data.task"));
-        fprintf(stderr, "hlab: %s\n", err.msg);
-        return EXIT_BADINPUT;
-    }
     Model m;
-    if (model_build(&m, cfg, &err) != 0 || (task->validate && task->validate(cfg, &err) != 0)) {
+    if (model_build(&m, cfg, &err) != 0) {
         fprintf(stderr, "hlab: %s\n", err.msg);
         return EXIT_BADINPUT;
     }
-    void *st = task->open(cfg, &err);
-    if (!st) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
+    // the data: a mixture of tasks in phases, and the tasks it is evaluated on
+    int B = (int)cfg_int(cfg, "train.batch_size");
+    uint64_t seed = (uint64_t)cfg_int(cfg, "seed");
+    uint64_t dseed = (uint64_t)cfg_int(cfg, "data.seed") ^ (seed * 0x9E3779B97F4A7C15ull);
+    DataPlan plan;
+    if (plan_open(&plan, cfg, B, dseed, &err) != 0) {
+        fprintf(stderr, "hlab: %s\n", err.msg);
+        model_free(&m);
+        return EXIT_BADINPUT;
+    }
+    const Mixture *ev = &plan.eval;
 
     ops_init_threads((int)cfg_int(cfg, "train.threads"));
-    // T is the longest example of any split (a task may mix lengths or evaluate beyond training)
-    int B = (int)cfg_int(cfg, "train.batch_size"), T = task->max_len(st);
-    long ntrain = task->size(st, SPLIT_TRAIN);
-    long steps = cfg_int(cfg, "train.steps");
-    if (steps == 0) steps = (long)ceil(cfg_num(cfg, "train.epochs") * (double)ntrain / B);
-    if (steps < 1) steps = 1;
+    // T is the longest example of any task, phase or split (tasks may evaluate beyond training)
+    int T = plan.max_len;
+    long steps = plan.steps;
 
-    model_alloc(&m, B, T, B * task->max_labels(st));
-    uint64_t seed = (uint64_t)cfg_int(cfg, "seed");
+    model_alloc(&m, B, T, B * plan.max_labels);
     model_init(&m, seed);
     char emsg[1024];
     if (o->init && checkpoint_load(&m, o->init, emsg, sizeof emsg) != 0) {
@@ -177,10 +199,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     AdamW opt;
     adamw_init(&opt, &m, cfg_num(cfg, "train.beta1"), cfg_num(cfg, "train.beta2"), cfg_num(cfg, "train.adam_eps"),
                cfg_num(cfg, "train.weight_decay"));
-    Schedule sched = {.kind = schedule_kind(cfg_str(cfg, "train.schedule")), .lr = cfg_num(cfg, "train.lr"),
-                      .warmup = cfg_int(cfg, "train.warmup_steps"), .total = steps,
-                      .decay_frac = cfg_num(cfg, "train.decay_frac")};
-    sched.min_lr = sched.lr * cfg_num(cfg, "train.min_lr_frac");
+    Schedule sched = schedule_from_config(cfg, steps);
     double clip = cfg_num(cfg, "train.grad_clip");
     long log_every = cfg_int(cfg, "train.log_every"), eval_every = cfg_int(cfg, "eval.every");
     long eval_max = cfg_int(cfg, "eval.max_examples");
@@ -220,13 +239,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     sigaction(SIGTERM, &sa, NULL);
 
     int *tok = alloc_touched((size_t)B * T * sizeof(int)), *tgt = alloc_touched((size_t)B * T * sizeof(int));
-    long *perm = xmalloc((ntrain + 1) * sizeof(long));
     long idx[B];
     int len[B];
     Slice slices[B];
-    uint64_t dseed = (uint64_t)cfg_int(cfg, "data.seed") ^ (seed * 0x9E3779B97F4A7C15ull);
-    long epoch = 0, cursor = 0;
-    epoch_order(perm, ntrain, dseed, epoch);
+    const Task *btask[B];
+    void *bst[B];
 
     const char *status = "done";
     char errbuf[1200] = "";
@@ -234,11 +251,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     long loss_n = 0, step;
     int exit_code = EXIT_OK;
     for (step = 0; step < steps; step++) {
-        for (int b = 0; b < B; b++) {
-            if (cursor == ntrain) { cursor = 0; epoch_order(perm, ntrain, dseed, ++epoch); }
-            idx[b] = perm[cursor++];
-        }
-        int Tb = fill_batch(task, st, SPLIT_TRAIN, idx, B, T, tok, tgt, len, slices);
+        if (!o->quiet && plan.nphases > 1 && plan_phase(&plan, step)->first == step)
+            printf("phase %d: steps %ld..%ld\n", (int)(plan_phase(&plan, step) - plan.phase) + 1, step + 1,
+                   step + plan_phase(&plan, step)->steps);
+        plan_batch(&plan, step, B, btask, bst, idx);
+        int Tb = fill_batch(btask, bst, SPLIT_TRAIN, idx, B, T, tok, tgt, len, slices);
         model_zero_grad(&m);
         double loss = model_forward(&m, tok, tgt, B, Tb);
         model_backward(&m);
@@ -250,7 +267,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             status = "diverged"; exit_code = EXIT_DIVERGED;
             break;
         }
-        double lr = schedule_lr(&sched, step);
+        double lr = plan_lr(&plan, &sched, step);
         adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
         double batch_tokens = 0;
         for (int b = 0; b < B; b++) batch_tokens += len[b];
@@ -279,22 +296,40 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             loss_acc = 0; aux_acc = 0; loss_n = 0; interval_tokens = 0; tlog = now_seconds();
         }
         int do_eval = (eval_every > 0 && (step + 1) % eval_every == 0) || (early > 0 && last);
-        if (do_eval && task->size(st, SPLIT_VALID) > 0) {
-            EvalResult r = evaluate(&m, task, st, SPLIT_VALID, eval_max, T, tok, tgt);
-            double wall = now_seconds() - t0, acc = stats_accuracy(&r.all);
-            if (store) {
-                store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", stats_loss(&r.all));
-                store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", acc);
-                store_flush(store);
+        if (do_eval) {
+            // every task on its validation split; early stopping needs each of them to get there
+            double wall = now_seconds() - t0, worst = INFINITY, lab = 0, cor = 0, lsum = 0;
+            int evaluated = 0;
+            for (int i = 0; i < ev->n; i++) {
+                if (ev->task[i]->size(ev->st[i], SPLIT_VALID) == 0) continue;
+                EvalResult r = evaluate(&m, ev->task[i], ev->st[i], SPLIT_VALID, eval_max, T, tok, tgt);
+                double acc = stats_accuracy(&r.all);
+                if (!(acc >= worst)) worst = acc;
+                lab += r.all.labels; cor += r.all.correct; lsum += r.all.loss_sum;
+                evaluated++;
+                if (store && ev->n > 1) {
+                    char name[96];
+                    snprintf(name, sizeof name, "valid_accuracy.%s", ev->task[i]->name);
+                    store_metric(store, run, step + 1, tokens_seen, wall, name, acc);
+                }
+                if (!o->quiet) printf("eval  step %ld  %s valid loss %.4f  %s %.4f\n", step + 1, ev->task[i]->name,
+                                      stats_loss(&r.all), ev->task[i]->metric, stats_headline(ev->task[i], &r.all));
+                eval_free(&r);
             }
-            if (!o->quiet) printf("eval  step %ld  valid loss %.4f  %s %.4f\n", step + 1, stats_loss(&r.all), task->metric, headline(task, &r.all));
-            eval_free(&r);
-            tlog = now_seconds();
-            interval_tokens = 0;
-            if (early > 0 && acc >= early) {
-                if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f\n", acc, early);
-                step++;
-                break;
+            if (evaluated) {
+                // micro-averaged over the labelled positions of every task
+                if (store) {
+                    store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", lab ? lsum / lab : NAN);
+                    store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", lab ? cor / lab : NAN);
+                    store_flush(store);
+                }
+                tlog = now_seconds();
+                interval_tokens = 0;
+                if (early > 0 && worst >= early) {
+                    if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f%s\n", worst, early, ev->n > 1 ? " on every task" : "");
+                    step++;
+                    break;
+                }
             }
         }
         if (stop_signal) {
@@ -307,30 +342,39 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     double train_time = now_seconds() - t0;
 
     if (exit_code == EXIT_OK) {
-        // final scores: validation and the held-out test split (never used for decisions)
-        for (int split = SPLIT_VALID; split <= SPLIT_TEST; split++) {
-            if (task->size(st, split) == 0) continue;
-            EvalResult r = evaluate(&m, task, st, split, eval_max, T, tok, tgt);
-            record_eval(store, run, task, split, &r);
-            if (!o->quiet) {
-                printf("final %-5s loss %.4f  %s %.4f  (%ld examples)\n", split_names[split], stats_loss(&r.all), task->metric,
-                       headline(task, &r.all), r.all.examples);
-                if (r.ncells > 1)
-                    for (int i = 0; i < r.ncells; i++) {
-                        char js[256];
-                        slice_json(&r.cells[i].slice, js, sizeof js);
-                        printf("      %-40s %s %.4f  (%ld examples)\n", js, task->metric, headline(task, &r.cells[i]), r.cells[i].examples);
-                    }
+        // final scores of every task: validation and the held-out test split (never used for decisions)
+        for (int i = 0; i < ev->n; i++)
+            for (int split = SPLIT_VALID; split <= SPLIT_TEST; split++) {
+                const Task *task = ev->task[i];
+                if (task->size(ev->st[i], split) == 0) continue;
+                EvalResult r = evaluate(&m, task, ev->st[i], split, eval_max, T, tok, tgt);
+                record_eval(store, run, task, split, &r);
+                if (!o->quiet) {
+                    printf("final %-5s %s%sloss %.4f  %s %.4f  (%ld examples)\n", split_names[split], ev->n > 1 ? task->name : "",
+                           ev->n > 1 ? "  " : "", stats_loss(&r.all), task->metric, stats_headline(task, &r.all), r.all.examples);
+                    if (r.ncells > 1)
+                        for (int c = 0; c < r.ncells; c++) {
+                            char js[256];
+                            slice_json(&r.cells[c].slice, js, sizeof js);
+                            printf("      %-40s %s %.4f  (%ld examples)\n", js, task->metric, stats_headline(task, &r.cells[c]), r.cells[c].examples);
+                        }
+                }
+                eval_free(&r);
             }
-            eval_free(&r);
-        }
-        if (store) store_eval(store, run, task->name, "train", "{}", "train_seconds", train_time, step);
+        if (store) store_eval(store, run, ev->task[0]->name, "train", "{}", "train_seconds", train_time, step);
         const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");
         if (out && out[0]) {
             if (checkpoint_save(&m, out, emsg, sizeof emsg) != 0) {
                 snprintf(errbuf, sizeof errbuf, "checkpoint: %s", emsg);
                 status = "failed"; exit_code = EXIT_FAIL;
-            } else if (!o->quiet) printf("checkpoint written to %s\n", out);
+            } else {
+                // where the weights are, so `hlab eval RUN` finds them
+                char *abs = realpath(out, NULL);
+                if (store && abs && store_run_checkpoint(store, run, abs) != 0)
+                    fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
+                free(abs);
+                if (!o->quiet) printf("checkpoint written to %s\n", out);
+            }
         }
     }
     if (exit_code != EXIT_OK) fprintf(stderr, "hlab: run %s: %s\n", status, errbuf);
@@ -339,9 +383,9 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         store_run_end(store, run, status, errbuf[0] ? errbuf : NULL);
         store_close(store);
     }
-    free(yaml); free(tok); free(tgt); free(perm);
+    free(yaml); free(tok); free(tgt);
     adamw_free(&opt);
-    task->close(st);
+    plan_close(&plan);
     model_free(&m);
     return exit_code;
 }

@@ -25,6 +25,8 @@ typedef struct {
 } SliceStats;
 double stats_loss(const SliceStats *s);
 double stats_accuracy(const SliceStats *s);
+// The task's headline metric (accuracy, exact match or bits per byte) of some counts.
+double stats_headline(const Task *t, const SliceStats *s);
 
 typedef struct {
     SliceStats all;           // the whole split
