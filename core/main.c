@@ -1,5 +1,6 @@
 // main.c: the `hlab` command line.
 #include "checkpoint.h"
+#include "eval_cmd.h"
 #include "export.h"
 #include "task.h"
 #include "info.h"
@@ -20,6 +21,9 @@ static const char *usage =
     "  info CONFIG... --table [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
     "        one row per config (several configs imply --table; --context defaults to 262144),\n"
     "        and its reference.* published numbers next to ours, flagged when they disagree\n"
+    "  eval RUN_OR_CKPT [--task T] [--set data.KEY=VALUE|eval.KEY=VALUE]... [--split test|valid|all] [--db PATH] [--quiet]\n"
+    "        score a trained model (a checkpoint, or a run id of the store) on its tasks or task T,\n"
+    "        on any grid the overrides describe, and record every cell in the run store\n"
     "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
     "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
     "        each token predicting the next), optionally writing every parameter's gradient\n"
@@ -52,7 +56,7 @@ typedef struct {
     const char *positional;             // the first positional argument
     const char *pos[MAX_POSITIONAL]; int npos;
     char *sets[256]; int nsets;
-    const char *db, *init, *out, *tokens, *grads, *split;
+    const char *db, *init, *out, *tokens, *grads, *split, *task;
     long context, bytes, limit;
     int context_set;                    // --context was given (info --table has its own default)
     int json, quiet, markdown, table;
@@ -90,6 +94,7 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "bytes")) a->bytes = parse_long("--bytes", v, 1, 8);
         else if (!strcmp(name, "limit")) a->limit = parse_long("--limit", v, 0, 1L << 40);
         else if (!strcmp(name, "split")) a->split = v;
+        else if (!strcmp(name, "task")) a->task = v;
         else if (!strcmp(name, "json")) a->json = 1;
         else if (!strcmp(name, "quiet")) a->quiet = 1;
         else if (!strcmp(name, "markdown")) a->markdown = 1;
@@ -115,6 +120,15 @@ static int cmd_train(int argc, char **argv) {
     int rc = train_main(&c, &o);
     config_free(&c);
     return rc;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " task set split db quiet ", 1);
+    if (!a.positional) bad_usage("eval needs a checkpoint file or a run id%s", "");
+    EvalOptions o = {.target = a.positional, .db = a.db, .task = a.task, .sets = a.sets, .nsets = a.nsets,
+                     .split = a.split, .quiet = a.quiet};
+    return eval_main(&o);
 }
 
 // Several configs side by side (info.h). A config that fails to load or build gets an error row
@@ -285,6 +299,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc, argv);
     if (!strcmp(cmd, "keys")) return cmd_keys(argc, argv);
     if (!strcmp(cmd, "data")) return cmd_data(argc, argv);

@@ -1,7 +1,7 @@
 // store.c: the run store on SQLite. See store.h for the API and the concurrency contract.
 //
-// Schema, version 1 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 1 and
-// meta.schema_version = '1'):
+// Schema, version 2 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 2 and
+// meta.schema_version = '2'):
 //
 //   meta(key TEXT PRIMARY KEY, value TEXT)
 //       schema_version: the version of this schema, as text.
@@ -11,8 +11,9 @@
 //        identity TEXT NOT NULL, config TEXT NOT NULL, pattern TEXT, seed INTEGER,
 //        status TEXT NOT NULL CHECK(status IN ('running','done','failed','diverged','interrupted')),
 //        started_at TEXT, ended_at TEXT, code_version TEXT, host TEXT, cpu TEXT, blas_core TEXT,
-//        threads INTEGER, params_total REAL, params_active REAL, error TEXT)
-//       one row per training run. experiment_id and variant are NULL for a plain `hlab train`.
+//        threads INTEGER, params_total REAL, params_active REAL, error TEXT, checkpoint TEXT)
+//       one row per training run (or per checkpoint imported by `hlab eval CKPT`, variant
+//       'imported'); checkpoint = absolute path of its final weights, NULL if none were written. experiment_id and variant are NULL for a plain `hlab train`.
 //       identity = hash of canonical config + seed + code version (not unique: a failed run may be
 //       repeated); config = the canonical resolved YAML. Times are UTC ISO-8601
 //       ("2025-01-31T12:00:00Z"); ended_at is NULL while running (or if the process was killed).
@@ -27,9 +28,12 @@
 //       A NaN value is stored as NULL. Index: metrics_run_name_step(run_id, name, step).
 //   evals(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, task TEXT NOT NULL,
 //         split TEXT, slice TEXT NOT NULL DEFAULT '{}', metric TEXT NOT NULL, value REAL,
-//         count INTEGER)
+//         count INTEGER, source TEXT NOT NULL DEFAULT 'train')
 //       evaluation results; slice is a JSON object naming the slice ({"context": 4096}), '{}' for
-//       the whole split; count = examples behind the value. Index: evals_run(run_id, task, metric).
+//       the whole split; count = examples behind the value; source = 'train' for the scores at the
+//       end of training, 'eval' (or 'eval: OVERRIDES') for `hlab eval`. One row per (run, task,
+//       split, slice, metric, source): recording it again replaces it.
+//       Index: evals_run(run_id, task, metric).
 //
 // Migrations: migrations[v] takes the schema from version v to v + 1 and sets user_version and
 // meta.schema_version itself; store_open applies the missing ones in one BEGIN IMMEDIATE
@@ -73,6 +77,12 @@ static const char *const migrations[] = {
     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '1');"
     "PRAGMA application_id = 1751933282;"   // 0x686c6162
     "PRAGMA user_version = 1;",
+    // 1 -> 2: where a run's final weights are (so `hlab eval RUN` finds them), and which evaluation
+    // produced an evals row (re-running the same evaluation replaces its rows)
+    "ALTER TABLE runs ADD COLUMN checkpoint TEXT;"
+    "ALTER TABLE evals ADD COLUMN source TEXT NOT NULL DEFAULT 'train';"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '2');"
+    "PRAGMA user_version = 2;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -83,6 +93,7 @@ struct Store {
     char *path;
     Metric *buf;          // metrics waiting for store_flush
     int nbuf, capbuf;
+    char *eval_source;    // evals.source of the next store_eval rows (NULL: 'train')
     char err[1024];
 };
 
@@ -300,6 +311,7 @@ void store_close(Store *s) {
         fprintf(stderr, "hlab: warning: %d metric values not recorded: %s\n", s->nbuf, s->err);
     for (int i = 0; i < s->nbuf; i++) free(s->buf[i].name);
     free(s->buf);
+    free(s->eval_source);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -410,13 +422,25 @@ int store_flush(Store *s) {
     return 0;
 }
 
-typedef struct { int64_t run; const char *task, *split, *slice, *metric; double value; long count; } EvalArgs;
+typedef struct { int64_t run; const char *task, *split, *slice, *metric; double value; long count; const char *source; } EvalArgs;
 
 static int eval_body(Store *s, void *p) {
     const EvalArgs *a = p;
     sqlite3_stmt *st;
-    int rc = prepare(s, &st, "INSERT INTO evals(run_id, task, split, slice, metric, value, count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    int rc = prepare(s, &st, "DELETE FROM evals WHERE run_id = ?1 AND task = ?2 AND split IS ?3 AND slice = ?4 AND metric = ?5 AND source = ?6");
     if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, a->run);
+    bind_text(st, 2, a->task, 0);
+    bind_text(st, 3, a->split, 0);
+    bind_text(st, 4, a->slice, 0);
+    bind_text(st, 5, a->metric, 0);
+    bind_text(st, 6, a->source, 0);
+    rc = step_done(s, st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return rc;
+    rc = prepare(s, &st, "INSERT INTO evals(run_id, task, split, slice, metric, value, count, source) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (rc != SQLITE_OK) return rc;
+    bind_text(st, 8, a->source, 0);
     sqlite3_bind_int64(st, 1, a->run);
     bind_text(st, 2, a->task, 0);
     bind_text(st, 3, a->split, 0);
@@ -440,7 +464,7 @@ int store_eval(Store *s, int64_t run, const char *task, const char *split, const
     int is_object = j.type == JSON_OBJECT;
     json_free(&j);
     if (!is_object) return seterr(s, "store_eval: slice must be a JSON object, got: %s", slice_json);
-    EvalArgs a = {run, task, split, slice_json, metric, value, count};
+    EvalArgs a = {run, task, split, slice_json, metric, value, count, s->eval_source ? s->eval_source : "train"};
     return with_tx(s, eval_body, &a);
 }
 
@@ -464,6 +488,52 @@ static int end_body(Store *s, void *p) {
         return SQLITE_NOTFOUND;
     }
     return rc;
+}
+
+void store_set_eval_source(Store *s, const char *source) {
+    free(s->eval_source);
+    s->eval_source = source ? xstrdup(source) : NULL;
+}
+
+typedef struct { int64_t run; const char *path; } CkptArgs;
+static int ckpt_body(Store *s, void *p) {
+    const CkptArgs *a = p;
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "UPDATE runs SET checkpoint = ?1 WHERE id = ?2");
+    if (rc != SQLITE_OK) return rc;
+    bind_text(st, 1, a->path, 0);
+    sqlite3_bind_int64(st, 2, a->run);
+    rc = step_done(s, st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_run_checkpoint(Store *s, int64_t run, const char *path) {
+    CkptArgs a = {run, path};
+    return with_tx(s, ckpt_body, &a);
+}
+
+int store_checkpoint_of(Store *s, int64_t run, char *path, size_t cap) {
+    sqlite3_stmt *st;
+    if (prepare(s, &st, "SELECT checkpoint FROM runs WHERE id = ?1") != SQLITE_OK) return -1;
+    sqlite3_bind_int64(st, 1, run);
+    int rc = sqlite3_step(st), found = 1;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (t) { snprintf(path, cap, "%s", (const char *)t); found = 0; }
+        else found = 2;
+    } else if (rc != SQLITE_DONE) {
+        seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
+        found = -1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+int64_t store_run_of_checkpoint(Store *s, const char *path) {
+    int64_t id = 0;
+    if (query_int(s, "SELECT max(id) FROM runs WHERE checkpoint = ?1", path, &id) != SQLITE_OK) return -1;
+    return id;
 }
 
 int store_run_end(Store *s, int64_t run, const char *status, const char *error) {

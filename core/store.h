@@ -56,6 +56,18 @@ int store_flush(Store *s);
 int store_eval(Store *s, int64_t run, const char *task, const char *split, const char *slice_json,
                const char *metric, double value, long count);
 
+// The evals.source of the rows store_eval writes from now on: "train" (the default, NULL) for the
+// scores at the end of training, "eval" or "eval: OVERRIDES" for `hlab eval`.
+void store_set_eval_source(Store *s, const char *source);
+
+// Records where a run's final weights were written (an absolute path). Returns 0 or -1.
+int store_run_checkpoint(Store *s, int64_t run, const char *path);
+// The checkpoint path of a run into path[cap]: returns 0, 1 when there is no such run, 2 when the
+// run wrote no checkpoint, -1 on a database error.
+int store_checkpoint_of(Store *s, int64_t run, char *path, size_t cap);
+// The latest run whose checkpoint is `path` (absolute), 0 if none, -1 on error.
+int64_t store_run_of_checkpoint(Store *s, const char *path);
+
 // Flushes buffered metrics, then sets status (done|failed|diverged|interrupted), ended_at = now
 // and error (NULL for none). Returns 0 or -1.
 int store_run_end(Store *s, int64_t run, const char *status, const char *error);

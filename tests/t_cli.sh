@@ -105,6 +105,47 @@ check "data export with a bad split: exit 2" "[ $rc = 2 ]"
 $H data export "$tmp/tiny.yaml" --out "$tmp/nodir/x.jsonl" > /dev/null 2>&1; rc=$?
 check "data export to an unwritable place fails and leaves nothing ($rc)" "[ $rc != 0 ] && [ ! -e '$tmp/nodir' ]"
 
+# a mixture of tasks in phases: a curriculum phase, then an annealing phase with its own lr
+cat > "$tmp/mix.yaml" <<Y
+seed: 3
+model: {d_model: 16, vocab_size: 256, pattern: "M-*-", attention: {heads: 2}, mamba: {d_state: 4}, mlp: {hidden: 24}}
+data: {mix: "niah:1,mqar:1", seq_len: 32, mqar: {num_kv_pairs: 4, train_examples: 512, valid_examples: 32, test_examples: 32},
+       niah: {train_lengths: "64", eval_lengths: "64,128", depths: "0,50,100", samples: 4}}
+train: {batch_size: 8, steps: 30, lr: 3e-3, log_every: 10, checkpoint: "$tmp/mix.safetensors"}
+phase1: {frac: 0.5, set: "data.mix=mqar:1; data.mqar.train_mix=16:2:256"}
+phase2: {frac: 0.5, set: "train.lr=1e-3; train.schedule=cosine"}
+Y
+$H train "$tmp/mix.yaml" --db "$tmp/mix.db" > "$tmp/mix.out" 2>&1; rc=$?
+check "mixture with phases trains (exit $rc)" "[ $rc = 0 ] && grep -q '^phase 2: steps 16..30' '$tmp/mix.out'"
+v=$(sqlite3 "$tmp/mix.db" "select count(distinct task) from evals where source = 'train' and split = 'test'")
+check "both tasks of the mixture scored on test ($v)" "[ '$v' = 2 ]"
+v=$(sqlite3 "$tmp/mix.db" "select checkpoint = '$tmp/mix.safetensors' from runs where id = 1")
+check "the run records its checkpoint path ($v)" "[ '$v' = 1 ]"
+$H train "$tmp/mix.yaml" --set phase2.set=model.d_model=8 --db "$tmp/badmix.db" > "$tmp/err" 2>&1; rc=$?
+check "a phase changing the model: exit 2, nothing written ($rc)" "[ $rc = 2 ] && grep -q 'model.d_model cannot change between phases' '$tmp/err' && [ ! -e '$tmp/badmix.db' ]"
+
+# hlab eval: another task and a longer grid, by run id, recorded cell by cell
+$H eval 1 --db "$tmp/mix.db" --task niah --set data.niah.eval_lengths=128,256 --set eval.max_examples=2 > "$tmp/ev.out" 2>&1; rc=$?
+check "eval by run id on a longer grid (exit $rc)" "[ $rc = 0 ] && grep -q '\"context\": 256, \"depth\": 100' '$tmp/ev.out'"
+v=$(sqlite3 "$tmp/mix.db" "select count(*), sum(count) from evals where run_id = 1 and source like 'eval:%' and metric = 'exact_match' and slice != '{}'")
+check "six cells recorded, at most 2 examples each (eval.max_examples is per cell) ($v)" "[ '$v' = '6|12' ]"
+$H eval 1 --db "$tmp/mix.db" --task niah --set data.niah.eval_lengths=128,256 --set eval.max_examples=2 > /dev/null 2>&1
+v=$(sqlite3 "$tmp/mix.db" "select count(*) from evals where run_id = 1 and source like 'eval:%'")
+check "the same evaluation again replaces its rows ($v rows)" "[ '$v' -gt 0 ] && [ '$v' = \"\$(sqlite3 '$tmp/mix.db' \"select count(*) from (select distinct task, split, slice, metric, source from evals where run_id = 1 and source like 'eval:%')\")\" ]"
+cp "$tmp/mix.safetensors" "$tmp/copy.safetensors"
+$H eval "$tmp/copy.safetensors" --db "$tmp/mix.db" --quiet; rc=$?
+v=$(sqlite3 "$tmp/mix.db" "select variant, status from runs where checkpoint = '$tmp/copy.safetensors'")
+check "eval of an unknown checkpoint records an imported run (exit $rc, $v)" "[ $rc = 0 ] && [ '$v' = 'imported|done' ]"
+$H eval 1 --db "$tmp/mix.db" --set model.d_model=8 > /dev/null 2> "$tmp/err"; rc=$?
+check "eval refuses to change the model: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'only data.\* and eval.\* keys' '$tmp/err'"
+$H eval 99 --db "$tmp/mix.db" > /dev/null 2> "$tmp/err"; rc=$?
+check "eval of an unknown run: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'no such run' '$tmp/err'"
+$H train "$tmp/tiny.yaml" --db "$tmp/nock.db" --quiet > /dev/null 2>&1
+$H eval 1 --db "$tmp/nock.db" > /dev/null 2> "$tmp/err"; rc=$?
+check "eval of a run without a checkpoint: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'wrote no checkpoint' '$tmp/err'"
+$H eval 1 --db "$tmp/mix.db" --task zebra > /dev/null 2> "$tmp/err"; rc=$?
+check "eval of an unknown task: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'unknown task' '$tmp/err'"
+
 # the key reference in docs/ is generated from the key tables and must not drift
 check "docs/config-keys.md matches ./hlab keys --markdown" "diff -q <(tail -n +7 docs/config-keys.md) <($H keys --markdown) > /dev/null"
 

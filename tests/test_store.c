@@ -137,8 +137,8 @@ static void test_basic(void) {
     store_close(s);
 
     sqlite3 *db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 1 && strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "1") == 0,
-          "schema version 1 in user_version and meta");
+    CHECK(q_int(db, "PRAGMA user_version") == 2 && strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "2") == 0,
+          "schema version 2 in user_version and meta");
     CHECK(q_int(db, "PRAGMA application_id") == 0x686c6162, "application_id 'hlab'");
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode"), "wal") == 0, "WAL mode");
     CHECK(q_int(db, "SELECT count(*) FROM runs") == 3 && q_int(db, "SELECT count(*) FROM experiments") == 1,
@@ -221,7 +221,7 @@ static void test_reopen(void) {
     store_metric(s, run, 1, 1, 1, "loss", 1);
     store_close(s);   // flushes
     db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 1 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'sentinel'"), "kept") == 0 &&
+    CHECK(q_int(db, "PRAGMA user_version") == 2 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'sentinel'"), "kept") == 0 &&
           q_int(db, "SELECT count(*) FROM meta") == 2, "no migration on reopen");
     CHECK(q_int(db, "SELECT count(*) FROM runs") == 4 && q_int(db, "SELECT count(*) FROM metrics WHERE run_id = 4") == 1,
           "old data kept, store_close flushed the buffered metric");
@@ -272,19 +272,62 @@ static void test_refuse(void) {
     Store *s = store_open(newer, err, sizeof err);
     store_close(s);
     db = db_open(newer);
-    sqlite3_exec(db, "PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 3; UPDATE meta SET value = '3' WHERE key = 'schema_version';", NULL, NULL, NULL);
     sqlite3_close(db);
-    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "written by a newer hlab") && strstr(err, "schema version 2"),
+    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "written by a newer hlab") && strstr(err, "schema version 3"),
           "a future schema version: %s", err);
     db = db_open(newer);
-    sqlite3_exec(db, "PRAGMA user_version = 1; UPDATE meta SET value = '3' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 2; UPDATE meta SET value = '4' WHERE key = 'schema_version';", NULL, NULL, NULL);
     sqlite3_close(db);
-    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "schema version 3"), "a future meta.schema_version: %s", err);
+    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "schema version 4"), "a future meta.schema_version: %s", err);
 
     write_file(path_in("afile"), "x");
     CHECK(store_open(path_in("afile/sub/hlab.db"), err, sizeof err) == NULL && strstr(err, "afile"),
           "a parent that is a file: %s", err);
     CHECK(strcmp(store_default_path(), "results/hlab.db") == 0, "default path results/hlab.db");
+}
+
+// A version-1 file (before runs.checkpoint and evals.source) is migrated forward, data kept;
+// checkpoints are recorded and found; recording an evaluation again replaces its rows.
+static void test_v2(void) {
+    test_group("schema v2");
+    char err[1024] = "";
+    const char *path = path_in("v1.db");
+    Store *s = store_open(path, err, sizeof err);
+    RunInfo ri = run_info("", "", 1);
+    int64_t run = store_run_begin(s, &ri, &cfg);
+    store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.5, 10);
+    store_close(s);
+    sqlite3 *db = db_open(path);   // turn it back into a version-1 file
+    sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN checkpoint; ALTER TABLE evals DROP COLUMN source;"
+                     "PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    CHECK(q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 0, "a version-1 file made");
+    sqlite3_close(db);
+    s = store_open(path, err, sizeof err);
+    CHECK(s != NULL, "version 1 opens (%s)", err);
+    if (!s) return;
+    db = db_open(path);
+    CHECK(q_int(db, "PRAGMA user_version") == 2 && q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 1 &&
+          strcmp(q_text(db, "SELECT source FROM evals"), "train") == 0, "migrated to 2: runs.checkpoint, evals.source 'train' for old rows");
+    sqlite3_close(db);
+    char ck[512] = "";
+    CHECK(store_checkpoint_of(s, run, ck, sizeof ck) == 2, "a run without a checkpoint says so");
+    CHECK(store_checkpoint_of(s, 999, ck, sizeof ck) == 1, "an unknown run says so");
+    CHECK(store_run_checkpoint(s, run, "/abs/w.safetensors") == 0 && store_checkpoint_of(s, run, ck, sizeof ck) == 0 &&
+          strcmp(ck, "/abs/w.safetensors") == 0, "checkpoint recorded and read back (%s)", ck);
+    CHECK(store_run_of_checkpoint(s, "/abs/w.safetensors") == run && store_run_of_checkpoint(s, "/other") == 0,
+          "the run of a checkpoint path");
+    store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.6, 10);   // the training result again: replaced
+    store_set_eval_source(s, "eval");
+    store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.7, 20);
+    store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.8, 30);   // the same evaluation again: replaced
+    store_close(s);
+    db = db_open(path);
+    CHECK(q_int(db, "SELECT count(*) FROM evals") == 2 && q_int(db, "SELECT count FROM evals WHERE source = 'eval'") == 30 &&
+          q_int(db, "SELECT count FROM evals WHERE source = 'train'") == 10 &&
+          strcmp(q_text(db, "SELECT value FROM evals WHERE source = 'train'"), "0.6") == 0,
+          "one row per (run, task, split, slice, metric, source); the latest value kept");
+    sqlite3_close(db);
 }
 
 enum { NCHILD = 4, NRUNS = 50, NMETRICS = 20 };
@@ -345,7 +388,7 @@ static void test_concurrent(void) {
     CHECK(q_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND ended_at IS NOT NULL") == NCHILD * NRUNS, "every run done");
     CHECK(q_int(db, "SELECT count(*) FROM (SELECT variant FROM runs GROUP BY variant HAVING count(*) = 50)") == NCHILD &&
           q_int(db, "SELECT count(*) FROM experiments") == 1, "50 runs per process, one shared experiment row");
-    CHECK(q_int(db, "PRAGMA user_version") == 1 && strcmp(q_text(db, "SELECT group_concat(value) FROM meta"), "1") == 0,
+    CHECK(q_int(db, "PRAGMA user_version") == 2 && strcmp(q_text(db, "SELECT group_concat(value) FROM meta"), "2") == 0,
           "schema created exactly once");
     CHECK(strcmp(q_text(db, "PRAGMA integrity_check"), "ok") == 0, "integrity_check ok");
     sqlite3_close(db);
@@ -393,6 +436,7 @@ int main(void) {
     test_basic();
     test_reopen();
     test_refuse();
+    test_v2();
     test_concurrent();
     test_wait_for_lock();
     char cmd[128];
