@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "eval_cmd.h"
 #include "export.h"
+#include "sweep.h"
 #include "task.h"
 #include "info.h"
 #include "keys.h"
@@ -24,6 +25,8 @@ static const char *usage =
     "  eval RUN_OR_CKPT [--task T] [--set data.KEY=VALUE|eval.KEY=VALUE]... [--split test|valid|all] [--db PATH] [--quiet]\n"
     "        score a trained model (a checkpoint, or a run id of the store) on its tasks or task T,\n"
     "        on any grid the overrides describe, and record every cell in the run store\n"
+    "  sweep EXP.yaml [--jobs N] [--shard I/N] [--db PATH] [--dry-run] [--quiet]\n"
+    "        expand an experiment, print the plan, train every run the store does not have yet\n"
     "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
     "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
     "        each token predicting the next), optionally writing every parameter's gradient\n"
@@ -56,7 +59,9 @@ typedef struct {
     const char *positional;             // the first positional argument
     const char *pos[MAX_POSITIONAL]; int npos;
     char *sets[256]; int nsets;
-    const char *db, *init, *out, *tokens, *grads, *split, *task;
+    const char *db, *init, *out, *tokens, *grads, *split, *task, *shard;
+    long jobs, worker;
+    int dry_run;
     long context, bytes, limit;
     int context_set;                    // --context was given (info --table has its own default)
     int json, quiet, markdown, table;
@@ -79,7 +84,8 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         char key[32];
         snprintf(key, sizeof key, " %s ", name);
         if (!strstr(accepted, key)) bad_usage("unknown option \"%s\" for this command", s);
-        int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown") || !strcmp(name, "table");
+        int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown") || !strcmp(name, "table") ||
+                   !strcmp(name, "dry-run");
         if (!flag && i + 1 >= argc) bad_usage("option %s needs a value", s);
         const char *v = flag ? NULL : argv[++i];
         if (!strcmp(name, "set")) {
@@ -95,6 +101,10 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "limit")) a->limit = parse_long("--limit", v, 0, 1L << 40);
         else if (!strcmp(name, "split")) a->split = v;
         else if (!strcmp(name, "task")) a->task = v;
+        else if (!strcmp(name, "shard")) a->shard = v;
+        else if (!strcmp(name, "jobs")) a->jobs = parse_long("--jobs", v, 1, 256);
+        else if (!strcmp(name, "worker")) a->worker = parse_long("--worker", v, 1, 256);
+        else if (!strcmp(name, "dry-run")) a->dry_run = 1;
         else if (!strcmp(name, "json")) a->json = 1;
         else if (!strcmp(name, "quiet")) a->quiet = 1;
         else if (!strcmp(name, "markdown")) a->markdown = 1;
@@ -120,6 +130,21 @@ static int cmd_train(int argc, char **argv) {
     int rc = train_main(&c, &o);
     config_free(&c);
     return rc;
+}
+
+static int cmd_sweep(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " jobs shard db dry-run quiet worker ", 1);
+    if (!a.positional) bad_usage("sweep needs an experiment file%s", "");
+    SweepOptions o = {.exp = a.positional, .db = a.db, .jobs = a.jobs ? (int)a.jobs : 1, .shard_i = 0, .shard_n = 1,
+                      .dry_run = a.dry_run, .worker = (int)a.worker, .quiet = a.quiet};
+    if (a.shard) {
+        int used = 0;
+        if (sscanf(a.shard, "%d/%d%n", &o.shard_i, &o.shard_n, &used) != 2 || a.shard[used] || o.shard_n < 1 ||
+            o.shard_i < 0 || o.shard_i >= o.shard_n)
+            bad_usage("--shard expects I/N with 0 <= I < N, e.g. 0/4, not \"%s\"", a.shard);
+    }
+    return sweep_main(&o);
 }
 
 static int cmd_eval(int argc, char **argv) {
@@ -300,6 +325,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc, argv);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc, argv);
     if (!strcmp(cmd, "keys")) return cmd_keys(argc, argv);
     if (!strcmp(cmd, "data")) return cmd_data(argc, argv);

@@ -11,9 +11,12 @@
 //        identity TEXT NOT NULL, config TEXT NOT NULL, pattern TEXT, seed INTEGER,
 //        status TEXT NOT NULL CHECK(status IN ('running','done','failed','diverged','interrupted')),
 //        started_at TEXT, ended_at TEXT, code_version TEXT, host TEXT, cpu TEXT, blas_core TEXT,
-//        threads INTEGER, params_total REAL, params_active REAL, error TEXT, checkpoint TEXT)
+//        threads INTEGER, params_total REAL, params_active REAL, error TEXT, checkpoint TEXT,
+//        pid INTEGER, heartbeat REAL)
 //       one row per training run (or per checkpoint imported by `hlab eval CKPT`, variant
-//       'imported'); checkpoint = absolute path of its final weights, NULL if none were written. experiment_id and variant are NULL for a plain `hlab train`.
+//       'imported'); checkpoint = absolute path of its final weights, NULL if none were written;
+//       pid = the process training it on `host`, heartbeat = Unix time of its last metrics flush
+//       (a sweep uses both to tell a live 'running' row from one whose process died). experiment_id and variant are NULL for a plain `hlab train`.
 //       identity = hash of canonical config + seed + code version (not unique: a failed run may be
 //       repeated); config = the canonical resolved YAML. Times are UTC ISO-8601
 //       ("2025-01-31T12:00:00Z"); ended_at is NULL while running (or if the process was killed).
@@ -48,7 +51,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #define HLAB_APPLICATION_ID 0x686c6162   // 'hlab'
@@ -80,6 +85,8 @@ static const char *const migrations[] = {
     // 1 -> 2: where a run's final weights are (so `hlab eval RUN` finds them), and which evaluation
     // produced an evals row (re-running the same evaluation replaces its rows)
     "ALTER TABLE runs ADD COLUMN checkpoint TEXT;"
+    "ALTER TABLE runs ADD COLUMN pid INTEGER;"
+    "ALTER TABLE runs ADD COLUMN heartbeat REAL;"
     "ALTER TABLE evals ADD COLUMN source TEXT NOT NULL DEFAULT 'train';"
     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '2');"
     "PRAGMA user_version = 2;",
@@ -355,8 +362,8 @@ static int begin_body(Store *s, void *p) {
     }
     rc = prepare(s, &st,
                  "INSERT INTO runs(experiment_id, variant, identity, config, pattern, seed, status, started_at,"
-                 " code_version, host, cpu, blas_core, threads, params_total, params_active)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+                 " code_version, host, cpu, blas_core, threads, params_total, params_active, pid, heartbeat)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
     if (rc != SQLITE_OK) return rc;
     if (exp_id) sqlite3_bind_int64(st, 1, exp_id); else sqlite3_bind_null(st, 1);
     bind_text(st, 2, ri->variant, 1);
@@ -372,11 +379,76 @@ static int begin_body(Store *s, void *p) {
     sqlite3_bind_int(st, 12, ri->threads);
     sqlite3_bind_double(st, 13, ri->params_total);
     sqlite3_bind_double(st, 14, ri->params_active);
+    sqlite3_bind_int64(st, 15, (int64_t)getpid());
+    sqlite3_bind_double(st, 16, (double)time(NULL));
     rc = step_done(s, st);
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) return rc;
     a->id = sqlite3_last_insert_rowid(s->db);
     return a->cfg ? insert_params(s, a->id, a->cfg) : SQLITE_OK;
+}
+
+// A 'running' row is live while its process is: on this host, while its pid exists and it
+// flushed within STALE_HOURS (a reused pid is not mistaken for it forever); on another host,
+// while it flushed within STALE_REMOTE_S.
+#define STALE_HOURS 6.0
+#define STALE_REMOTE_S 900.0
+
+typedef struct { BeginArgs b; const char *host; int outcome; } ClaimArgs;
+
+static int claim_body(Store *s, void *p) {
+    ClaimArgs *a = p;
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "SELECT id, status, host, pid, heartbeat FROM runs WHERE identity = ?1 ORDER BY id DESC LIMIT 1");
+    if (rc != SQLITE_OK) return rc;
+    bind_text(st, 1, a->b.ri->identity, 0);
+    int64_t old = 0;
+    a->outcome = CLAIM_NEW;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        old = sqlite3_column_int64(st, 0);
+        const char *status = (const char *)sqlite3_column_text(st, 1), *host = (const char *)sqlite3_column_text(st, 2);
+        int64_t pid = sqlite3_column_int64(st, 3);
+        double age = (double)time(NULL) - sqlite3_column_double(st, 4);
+        if (!strcmp(status, "done")) a->outcome = CLAIM_SKIP_DONE;
+        else if (!strcmp(status, "diverged")) a->outcome = CLAIM_SKIP_DIVERGED;   // deterministic: again would diverge again
+        else if (!strcmp(status, "running")) {
+            int same_host = host && a->host && !strcmp(host, a->host);
+            int alive = same_host ? pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) && age < STALE_HOURS * 3600
+                                  : age < STALE_REMOTE_S;
+            a->outcome = alive ? CLAIM_SKIP_RUNNING : CLAIM_RESTART;
+        } else a->outcome = CLAIM_RESTART;   // failed or interrupted: run again
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    else seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK || a->outcome >= CLAIM_SKIP_DONE) { a->b.id = old; return rc; }
+    if (old) {   // one row per run: the failed attempt (and its metrics, by cascade) makes way
+        if ((rc = prepare(s, &st, "DELETE FROM runs WHERE id = ?1")) != SQLITE_OK) return rc;
+        sqlite3_bind_int64(st, 1, old);
+        rc = step_done(s, st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK) return rc;
+    }
+    return begin_body(s, &a->b);
+}
+
+int64_t store_run_claim(Store *s, const RunInfo *ri, const Config *cfg, int *outcome) {
+    if (!ri->identity || !*ri->identity) return seterr(s, "store_run_claim: the run identity is required");
+    ClaimArgs a = {{ri, cfg, -1}, ri->host, CLAIM_NEW};
+    if (with_tx(s, claim_body, &a) != 0) return -1;
+    *outcome = a.outcome;
+    return a.outcome >= CLAIM_SKIP_DONE ? 0 : a.b.id;
+}
+
+int store_run_status(Store *s, const char *identity, char *status, size_t cap) {
+    sqlite3_stmt *st;
+    if (prepare(s, &st, "SELECT status FROM runs WHERE identity = ?1 ORDER BY id DESC LIMIT 1") != SQLITE_OK) return -1;
+    bind_text(st, 1, identity, 0);
+    int rc = sqlite3_step(st), found = 0;
+    if (rc == SQLITE_ROW) { snprintf(status, cap, "%s", (const char *)sqlite3_column_text(st, 0)); found = 1; }
+    else if (rc != SQLITE_DONE) { seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db)); found = -1; }
+    sqlite3_finalize(st);
+    return found;
 }
 
 int64_t store_run_begin(Store *s, const RunInfo *ri, const Config *cfg) {
@@ -398,7 +470,16 @@ int store_metric(Store *s, int64_t run, long step, double tokens, double wall, c
 
 static int flush_body(Store *s, void *unused) {
     sqlite3_stmt *st;
-    int rc = prepare(s, &st, "INSERT INTO metrics(run_id, step, tokens, wall, name, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    int rc = prepare(s, &st, "UPDATE runs SET heartbeat = ?1 WHERE id = ?2");   // the run is alive
+    for (int i = 0; rc == SQLITE_OK && i < s->nbuf; i++) {
+        if (i > 0 && s->buf[i].run == s->buf[i - 1].run) continue;
+        sqlite3_bind_double(st, 1, (double)time(NULL));
+        sqlite3_bind_int64(st, 2, s->buf[i].run);
+        rc = step_done(s, st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return rc;
+    rc = prepare(s, &st, "INSERT INTO metrics(run_id, step, tokens, wall, name, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
     for (int i = 0; rc == SQLITE_OK && i < s->nbuf; i++) {
         const Metric *m = &s->buf[i];
         sqlite3_bind_int64(st, 1, m->run);

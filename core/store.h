@@ -44,6 +44,17 @@ typedef struct RunInfo {
 // Returns the run id, or -1 (see store_errmsg).
 int64_t store_run_begin(Store *s, const RunInfo *ri, const Config *cfg);
 
+// What store_run_claim found for an identity.
+enum { CLAIM_NEW, CLAIM_RESTART, CLAIM_SKIP_DONE, CLAIM_SKIP_DIVERGED, CLAIM_SKIP_RUNNING };
+// Claims the run with ri->identity for this process, in one transaction, so that any number of
+// sweeps over one store train each run once: returns a new run id (outcome CLAIM_NEW, or
+// CLAIM_RESTART when a failed, interrupted or dead 'running' attempt is replaced: its row,
+// metrics and evals are deleted, so there is one row per run), or 0 when it is done, diverged
+// or running in a live process (CLAIM_SKIP_*), or -1 on error.
+int64_t store_run_claim(Store *s, const RunInfo *ri, const Config *cfg, int *outcome);
+// The status of the latest run with this identity: 1 (status filled), 0 none, -1 error.
+int store_run_status(Store *s, const char *identity, char *status, size_t cap);
+
 // Buffers one metric value in memory; store_flush writes all buffered values in one transaction.
 // Call store_flush at every log step: what is still buffered when the process dies is lost.
 // A NaN value is stored as NULL (SQLite has no NaN); infinities are kept.

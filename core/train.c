@@ -165,6 +165,14 @@ void record_eval(Store *s, int64_t run, const Task *task, int split, const EvalR
         }
 }
 
+void run_identity(const char *canonical_yaml, long seed, const char *code_version, char out[17]) {
+    size_t n = strlen(canonical_yaml) + strlen(code_version) + 64;
+    char *buf = xmalloc(n);
+    snprintf(buf, n, "%s\nseed=%ld\n%s", canonical_yaml, seed, code_version);
+    hash_hex(buf, strlen(buf), out);
+    free(buf);
+}
+
 int train_main(const Config *cfg, const TrainOptions *o) {
     ConfError err;
     Model m;
@@ -209,13 +217,8 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     MachineInfo mi;
     machine_info(&mi);
     char *yaml = config_canonical_yaml(cfg);
-    char ident_src[64], identity[17];
-    size_t ylen = strlen(yaml);
-    char *idbuf = xmalloc(ylen + sizeof ident_src + sizeof mi.code_version);
-    snprintf(ident_src, sizeof ident_src, "\nseed=%ld\n", cfg_int(cfg, "seed"));
-    sprintf(idbuf, "%s%s%s", yaml, ident_src, mi.code_version);
-    hash_hex(idbuf, strlen(idbuf), identity);
-    free(idbuf);
+    char identity[17];
+    run_identity(yaml, cfg_int(cfg, "seed"), mi.code_version, identity);
     const char *dbpath = o->db ? o->db : cfg_str(cfg, "store.db");
     Store *store = NULL;
     int64_t run = -1;
@@ -226,7 +229,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                       .identity = identity, .config_yaml = yaml, .pattern = m.pattern, .seed = cfg_int(cfg, "seed"),
                       .code_version = mi.code_version, .host = mi.host, .cpu = mi.cpu, .blas_core = mi.blas_core,
                       .threads = mi.threads, .params_total = model_param_count(&m), .params_active = model_active_count(&m)};
-        run = store_run_begin(store, &ri, cfg);
+        run = o->run_id > 0 ? o->run_id : store_run_begin(store, &ri, cfg);   // a sweep claimed it already
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }
     if (!o->quiet)
@@ -290,6 +293,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 model_report(&m, store_emit, &mc);   // per-layer numbers such as expert load
                 store_flush(store);
             }
+            if (o->progress) o->progress(o->progress_ctx, step + 1, steps, mean_loss, wall);
             if (!o->quiet)
                 printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
             fflush(stdout);

@@ -2,6 +2,7 @@
 #pragma once
 #include "model.h"
 #include "task.h"
+#include <stdint.h>
 
 typedef struct {
     const char *db;          // run store path (NULL: the config's store.db; "" or "none": no store)
@@ -10,7 +11,15 @@ typedef struct {
     const char *experiment;  // sweep bookkeeping ("" for a plain run)
     const char *variant;
     int quiet;
+    int64_t run_id;          // > 0: record into this run, already claimed (a sweep); 0: create one
+    // called at every log step (a sweep's progress display); NULL for none
+    void (*progress)(void *ctx, long step, long steps, double loss, double seconds);
+    void *progress_ctx;
 } TrainOptions;
+
+// The identity of a run: hash of its canonical config, seed and code version. A sweep skips a
+// run whose identity is already done.
+void run_identity(const char *canonical_yaml, long seed, const char *code_version, char out[17]);
 
 // Trains the model the config describes and records the run. Returns an exit status.
 int train_main(const Config *cfg, const TrainOptions *o);

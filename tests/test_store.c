@@ -299,7 +299,8 @@ static void test_v2(void) {
     store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.5, 10);
     store_close(s);
     sqlite3 *db = db_open(path);   // turn it back into a version-1 file
-    sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN checkpoint; ALTER TABLE evals DROP COLUMN source;"
+    sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN checkpoint; ALTER TABLE runs DROP COLUMN pid; ALTER TABLE runs DROP COLUMN heartbeat;"
+                     "ALTER TABLE evals DROP COLUMN source;"
                      "PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version';", NULL, NULL, NULL);
     CHECK(q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 0, "a version-1 file made");
     sqlite3_close(db);
@@ -321,8 +322,38 @@ static void test_v2(void) {
     store_set_eval_source(s, "eval");
     store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.7, 20);
     store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.8, 30);   // the same evaluation again: replaced
+    // claiming a run for a sweep: one row per identity whatever happened to earlier attempts
+    RunInfo ci = run_info("exp3", "v", 9);
+    ci.identity = "claim-me";
+    ci.host = "this-host";
+    int outcome = -1;
+    int64_t c1 = store_run_claim(s, &ci, &cfg, &outcome);
+    CHECK(c1 > 0 && outcome == CLAIM_NEW, "a new identity is claimed (run %lld)", (long long)c1);
+    CHECK(store_run_claim(s, &ci, &cfg, &outcome) == 0 && outcome == CLAIM_SKIP_RUNNING, "while its process lives it is skipped");
+    store_run_end(s, c1, "failed", "disk full");
+    int64_t c2 = store_run_claim(s, &ci, &cfg, &outcome);
+    CHECK(c2 > 0 && outcome == CLAIM_RESTART, "a failed run is claimed again (run %lld)", (long long)c2);
+    store_run_end(s, c2, "done", NULL);
+    CHECK(store_run_claim(s, &ci, &cfg, &outcome) == 0 && outcome == CLAIM_SKIP_DONE, "a done run is skipped");
+    ci.identity = "diverges";
+    int64_t c3 = store_run_claim(s, &ci, &cfg, &outcome);
+    store_run_end(s, c3, "diverged", "step 3: non-finite loss");
+    CHECK(store_run_claim(s, &ci, &cfg, &outcome) == 0 && outcome == CLAIM_SKIP_DIVERGED, "a diverged run is skipped (deterministic)");
+    ci.identity = "killed";
+    int64_t c4 = store_run_claim(s, &ci, &cfg, &outcome);
+    store_flush(s);
+    db = db_open(path);
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE runs SET pid = 2147483646 WHERE id = %lld", (long long)c4);   // a process that is gone
+    sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    int64_t c5 = store_run_claim(s, &ci, &cfg, &outcome);
+    CHECK(c5 > 0 && outcome == CLAIM_RESTART, "a 'running' row whose process died is claimed again");
     store_close(s);
     db = db_open(path);
+    CHECK(q_int(db, "SELECT count(*) FROM runs WHERE identity IN ('claim-me', 'diverges', 'killed')") == 3 &&
+          q_int(db, "SELECT count(*) FROM params p JOIN runs r ON r.id = p.run_id WHERE r.identity = 'claim-me'") == cfg.n,
+          "one row per identity; the replaced attempts' params are gone");
     CHECK(q_int(db, "SELECT count(*) FROM evals") == 2 && q_int(db, "SELECT count FROM evals WHERE source = 'eval'") == 30 &&
           q_int(db, "SELECT count FROM evals WHERE source = 'train'") == 10 &&
           strcmp(q_text(db, "SELECT value FROM evals WHERE source = 'train'"), "0.6") == 0,

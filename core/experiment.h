@@ -1,0 +1,61 @@
+// experiment.h: experiment files (experiments/*.yaml): a base config, named variants, grid and
+// zipped axes, seeds and a learning-rate axis, expanded into the list of runs a sweep trains.
+//
+//   name: ratio-ablation            # default: the file name without .yaml
+//   base: ../configs/x.yaml         # relative to the experiment file
+//   set: {train.steps: 2000}        # overrides for every run (dotted keys or nested maps)
+//   variants:                       # named sets of overrides, in order (default: one, "base")
+//     attention: {model.pattern: "**"}
+//     hybrid: {}
+//   grid: {data.mqar.num_kv_pairs: [16, 32]}      # Cartesian product of the axes
+//   zip: {data.seq_len: [128, 256], data.mqar.num_kv_pairs: [8, 16]}   # advance together
+//   seeds: [1, 2, 3]                # default: the base config's seed
+//   lr: [1e-3, 3e-3]                # learning-rate axis; reports keep the best lr per variant
+//   baseline: attention             # the variant others are compared with (default: the first)
+//
+// Runs are expanded variant-major: variant x grid x zip x lr x seed, and each run's config is
+// the base file with, in order, set, the variant, the grid point, the zip point, train.lr, seed.
+#pragma once
+#include "config.h"
+
+typedef struct { char *key, *value; int line, col; } Override;
+
+typedef struct {
+    char *key;
+    char **values; int nvalues;
+    int line, col;
+} Axis;
+
+typedef struct {
+    char *name;
+    Override *ov; int nov;
+    int line, col;
+} Variant;
+
+typedef struct {
+    char *path;                 // the experiment file
+    char *name, *base, *baseline;
+    Override *set; int nset;
+    Variant *var; int nvar;
+    Axis *grid; int ngrid;
+    Axis *zip; int nzip;
+    char **seeds; int nseeds;   // as text (empty: the base config's seed)
+    char **lrs; int nlr;        // as text (empty: the base config's train.lr)
+} Experiment;
+
+typedef struct {
+    int variant;                // index into Experiment.var
+    char label[512];            // the run's point: "data.mqar.num_kv_pairs=16 lr=1e-3 seed=2"
+    char **sets; int nsets;     // every override, "key=value", in order of application
+    int *line, *col;            // where each override was written in the experiment file
+    Config cfg;                 // the resolved config
+} PlannedRun;
+
+// Reads and checks an experiment file. Returns 0, or -1 with err as "FILE:LINE:COL: what".
+int experiment_load(Experiment *e, const char *path, ConfError *err);
+void experiment_free(Experiment *e);
+// Expands every run and resolves its config (the base file + overrides); every config is
+// checked (keys, types, ranges) before anything runs. Returns the number of runs, or -1 with an
+// error located in the experiment file.
+int experiment_expand(const Experiment *e, PlannedRun **runs, ConfError *err);
+void experiment_free_runs(PlannedRun *runs, int n);

@@ -1,0 +1,198 @@
+// sweep.c: `hlab sweep EXP.yaml`: expands an experiment, prints the plan, and trains every run
+// the store does not have yet.
+//
+// A run's identity is the hash of its canonical resolved config, seed and code version. Before
+// training, a worker claims the run in the store (store_run_claim, one transaction): a run that
+// is done, diverged or being trained by a live process is skipped; a failed, interrupted or dead
+// one is trained again in place of the old row. Any number of sweeps (the --jobs workers, other
+// terminals, other shards) can therefore work on one store at once and each run is trained once.
+// --jobs N starts N worker processes (this program again, each `--worker K`), splitting the cores
+// between them: a fresh process per worker keeps OpenMP and SQLite out of fork()'s way.
+#include "sweep.h"
+#include "experiment.h"
+#include "machine.h"
+#include "model.h"
+#include "store.h"
+#include "train.h"
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef struct { int tty, worker; const char *name; double t0; } Progress;
+
+static void show_progress(void *ctx, long step, long steps, double loss, double seconds) {
+    Progress *p = ctx;
+    if (!p->tty) return;   // plain logs get one line per run, not per step
+    double eta = step > 0 ? seconds * (double)(steps - step) / (double)step : 0;
+    printf("\r\033[K  %s: step %ld/%ld  loss %.4f  ETA %.0fs", p->name, step, steps, loss, eta);
+    fflush(stdout);
+}
+
+static const char *status_of(Store *s, const char *identity, char *buf, size_t cap) {
+    if (!s) return "pending";
+    int r = store_run_status(s, identity, buf, cap);
+    return r == 1 ? buf : r == 0 ? "pending" : "?";
+}
+
+// Runs of the shard this worker walks, in plan order; returns 0, or an exit status.
+static int work(const Experiment *e, PlannedRun *runs, int n, const char (*ident)[17], const SweepOptions *o,
+                const char *dbpath, int in_shard_total) {
+    char emsg[1024];
+    Store *store = store_open(dbpath, emsg, sizeof emsg);
+    if (!store) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
+    MachineInfo mi;
+    machine_info(&mi);
+    char tag[16] = "";
+    if (o->worker > 0) snprintf(tag, sizeof tag, "[w%d] ", o->worker);
+    int k = 0, rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (i % o->shard_n != o->shard_i) continue;
+        k++;
+        PlannedRun *r = &runs[i];
+        const char *variant = e->var[r->variant].name;
+        Model m;
+        ConfError err;
+        if (model_build(&m, &r->cfg, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); rc = EXIT_BADINPUT; break; }
+        char *yaml = config_canonical_yaml(&r->cfg);
+        RunInfo ri = {.experiment = e->name, .variant = variant, .identity = ident[i], .config_yaml = yaml,
+                      .pattern = m.pattern, .seed = cfg_int(&r->cfg, "seed"), .code_version = mi.code_version,
+                      .host = mi.host, .cpu = mi.cpu, .blas_core = mi.blas_core, .threads = mi.threads,
+                      .params_total = model_param_count(&m), .params_active = model_active_count(&m)};
+        int outcome;
+        int64_t run = store_run_claim(store, &ri, &r->cfg, &outcome);
+        model_free(&m);
+        free(yaml);
+        if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); rc = EXIT_FAIL; break; }
+        if (run == 0) {
+            if (!o->quiet)
+                printf("%s%d/%d %s %s: skipped (%s)\n", tag, k, in_shard_total, variant, r->label,
+                       outcome == CLAIM_SKIP_DONE ? "done" : outcome == CLAIM_SKIP_DIVERGED ? "diverged before" : "running elsewhere");
+            continue;
+        }
+        char name[700];
+        snprintf(name, sizeof name, "%s%d/%d %s %s", tag, k, in_shard_total, variant, r->label);
+        if (!o->quiet) { printf("%s: training (run %lld%s)\n", name, (long long)run, outcome == CLAIM_RESTART ? ", again" : ""); fflush(stdout); }
+        Progress pg = {isatty(1), o->worker, name, now_seconds()};
+        TrainOptions to = {.db = dbpath, .experiment = e->name, .variant = variant, .quiet = 1, .run_id = run,
+                           .progress = show_progress, .progress_ctx = &pg};
+        int trc = train_main(&r->cfg, &to);
+        if (pg.tty) printf("\r\033[K");
+        if (trc == EXIT_BADINPUT)   // the run never started (a data file missing ...): say so in the store
+            store_run_end(store, run, "failed", "did not start: bad input (the sweep's stderr has the message)");
+        double secs = now_seconds() - pg.t0;
+        printf("%s: %s in %.1f s\n", name, trc == EXIT_OK ? "done" : trc == EXIT_DIVERGED ? "diverged" : trc == EXIT_INTERRUPTED ? "interrupted" : "failed", secs);
+        fflush(stdout);
+        if (trc == EXIT_INTERRUPTED) rc = EXIT_INTERRUPTED;   // the user asked to stop: no next run
+    }
+    store_close(store);
+    return rc;
+}
+
+// Starts `jobs` workers (this program, `sweep ... --worker K`) with the cores split between
+// them, and waits for all. Returns the worst exit status.
+static int spawn_workers(const SweepOptions *o, const char *dbpath, int jobs) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = (int)(cores / jobs > 0 ? cores / jobs : 1);
+    char thr[16], shard[48], wk[16];
+    snprintf(thr, sizeof thr, "%d", threads);
+    setenv("OMP_NUM_THREADS", thr, 1);
+    snprintf(shard, sizeof shard, "%d/%d", o->shard_i, o->shard_n);
+    pid_t pids[256];
+    int started = 0, worst = 0;
+    for (int w = 1; w <= jobs; w++) {
+        snprintf(wk, sizeof wk, "%d", w);
+        char *argv[] = {"hlab", "sweep", (char *)o->exp, "--db", (char *)dbpath, "--shard", shard, "--worker", wk,
+                        o->quiet ? "--quiet" : NULL, NULL};
+        if (posix_spawn(&pids[started], "/proc/self/exe", NULL, NULL, argv, environ) != 0) {
+            fprintf(stderr, "hlab: cannot start worker %d: %s\n", w, strerror(errno));
+            worst = EXIT_FAIL;
+            break;
+        }
+        started++;
+    }
+    for (int i = 0; i < started; i++) {
+        int st;
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {}
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_FAIL;
+        if (code > worst) worst = code;
+    }
+    return worst;
+}
+
+int sweep_main(const SweepOptions *o) {
+    Experiment e;
+    ConfError err;
+    if (experiment_load(&e, o->exp, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
+    PlannedRun *runs;
+    int n = experiment_expand(&e, &runs, &err);
+    if (n < 0) { fprintf(stderr, "hlab: %s\n", err.msg); experiment_free(&e); return EXIT_BADINPUT; }
+    MachineInfo mi;
+    machine_info(&mi);
+    char (*ident)[17] = xmalloc((size_t)n * sizeof *ident);
+    for (int i = 0; i < n; i++) {
+        char *yaml = config_canonical_yaml(&runs[i].cfg);
+        run_identity(yaml, cfg_int(&runs[i].cfg, "seed"), mi.code_version, ident[i]);
+        free(yaml);
+    }
+    const char *dbpath = o->db ? o->db : cfg_str(&runs[0].cfg, "store.db");
+    int in_shard = 0;
+    for (int i = 0; i < n; i++) in_shard += i % o->shard_n == o->shard_i;
+    int rc = 0;
+    if (o->worker == 0) {
+        // the plan, with what the store already has (a dry run never creates the store)
+        struct stat sb;
+        char emsg[1024];
+        Store *s = stat(dbpath, &sb) == 0 ? store_open(dbpath, emsg, sizeof emsg) : NULL;
+        int todo = 0;
+        printf("experiment %s: %d runs (%d variants", e.name, n, e.nvar);
+        for (int a = 0; a < e.ngrid; a++) printf(" x %d %s", e.grid[a].nvalues, e.grid[a].key);
+        if (e.nzip) printf(" x %d zipped", e.zip[0].nvalues);
+        if (e.nlr) printf(" x %d lr", e.nlr);
+        if (e.nseeds) printf(" x %d seeds", e.nseeds);
+        printf(")");
+        if (o->shard_n > 1) printf(", shard %d/%d: %d runs", o->shard_i, o->shard_n, in_shard);
+        printf(", store %s\n", dbpath);
+        for (int i = 0; i < n; i++) {
+            if (i % o->shard_n != o->shard_i) continue;
+            char buf[32];
+            const char *st = status_of(s, ident[i], buf, sizeof buf);
+            todo += strcmp(st, "done") && strcmp(st, "diverged");
+            printf("  %4d  %-16s %-48s %s  %s\n", i, e.var[runs[i].variant].name, runs[i].label[0] ? runs[i].label : "-", ident[i], st);
+        }
+        printf("%d to train, %d done\n", todo, in_shard - todo);
+        fflush(stdout);
+        store_close(s);
+        if (o->dry_run || todo == 0) goto out;
+        rc = o->jobs > 1 ? spawn_workers(o, dbpath, o->jobs) : work(&e, runs, n, (const char (*)[17])ident, o, dbpath, in_shard);
+        // the outcome, from the store: what every run of the shard ended as
+        s = store_open(dbpath, emsg, sizeof emsg);
+        int done = 0, running = 0, other = 0;
+        for (int i = 0; s && i < n; i++) {
+            if (i % o->shard_n != o->shard_i) continue;
+            char buf[32];
+            const char *st = status_of(s, ident[i], buf, sizeof buf);
+            if (!strcmp(st, "done") || !strcmp(st, "diverged")) done++;
+            else if (!strcmp(st, "running")) running++;
+            else other++;
+        }
+        store_close(s);
+        printf("sweep %s: %d of %d runs finished (done or diverged), %d running in other processes, %d failed or "
+               "interrupted%s\n", e.name, done, in_shard, running, other, other ? ": run the sweep again to retry them" : "");
+        if (rc == 0 && other) rc = EXIT_FAIL;
+    } else {
+        rc = work(&e, runs, n, (const char (*)[17])ident, o, dbpath, in_shard);
+    }
+out:
+    free(ident);
+    experiment_free_runs(runs, n);
+    experiment_free(&e);
+    return rc;
+}
