@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "eval_cmd.h"
 #include "export.h"
+#include "runs_cmd.h"
 #include "sweep.h"
 #include "task.h"
 #include "info.h"
@@ -27,6 +28,13 @@ static const char *usage =
     "        on any grid the overrides describe, and record every cell in the run store\n"
     "  sweep EXP.yaml [--jobs N] [--shard I/N] [--db PATH] [--dry-run] [--quiet]\n"
     "        expand an experiment, print the plan, train every run the store does not have yet\n"
+    "  sweep EXP.yaml --emit-slurm [--shards N] [--db OUT.db]\n"
+    "        a Slurm job-array script: one shard per array task into its own store, then a merge\n"
+    "  runs [--db PATH] [--experiment E] [--variant V] [--status S] [--where KEY<op>VALUE]...\n"
+    "        list runs with their test scores; --where filters on any config key (= != < <= > >=)\n"
+    "  export runs|metrics|evals [same filters] [--db PATH] [--out FILE.csv]\n"
+    "        the store as CSV (written atomically with --out)\n"
+    "  merge A.db B.db... -o OUT.db   join stores from several machines; no run is duplicated\n"
     "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
     "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
     "        each token predicting the next), optionally writing every parameter's gradient\n"
@@ -61,7 +69,9 @@ typedef struct {
     char *sets[256]; int nsets;
     const char *db, *init, *out, *tokens, *grads, *split, *task, *shard;
     long jobs, worker;
-    int dry_run;
+    const char *experiment, *variant, *status, *o;
+    char *where[64]; int nwhere;
+    int dry_run, emit_slurm;
     long context, bytes, limit;
     int context_set;                    // --context was given (info --table has its own default)
     int json, quiet, markdown, table;
@@ -85,7 +95,7 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         snprintf(key, sizeof key, " %s ", name);
         if (!strstr(accepted, key)) bad_usage("unknown option \"%s\" for this command", s);
         int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown") || !strcmp(name, "table") ||
-                   !strcmp(name, "dry-run");
+                   !strcmp(name, "dry-run") || !strcmp(name, "emit-slurm");
         if (!flag && i + 1 >= argc) bad_usage("option %s needs a value", s);
         const char *v = flag ? NULL : argv[++i];
         if (!strcmp(name, "set")) {
@@ -102,9 +112,18 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "split")) a->split = v;
         else if (!strcmp(name, "task")) a->task = v;
         else if (!strcmp(name, "shard")) a->shard = v;
+        else if (!strcmp(name, "experiment")) a->experiment = v;
+        else if (!strcmp(name, "variant")) a->variant = v;
+        else if (!strcmp(name, "status")) a->status = v;
+        else if (!strcmp(name, "where")) {
+            if (a->nwhere == 64) bad_usage("too many --where options (%s)", v);
+            a->where[a->nwhere++] = (char *)v;
+        }
         else if (!strcmp(name, "jobs")) a->jobs = parse_long("--jobs", v, 1, 256);
         else if (!strcmp(name, "worker")) a->worker = parse_long("--worker", v, 1, 256);
         else if (!strcmp(name, "dry-run")) a->dry_run = 1;
+        else if (!strcmp(name, "emit-slurm")) a->emit_slurm = 1;
+        else if (!strcmp(name, "shards")) a->limit = parse_long("--shards", v, 1, 100000);
         else if (!strcmp(name, "json")) a->json = 1;
         else if (!strcmp(name, "quiet")) a->quiet = 1;
         else if (!strcmp(name, "markdown")) a->markdown = 1;
@@ -132,12 +151,51 @@ static int cmd_train(int argc, char **argv) {
     return rc;
 }
 
+static RunsOptions runs_options(const Args *a) {
+    RunsOptions o = {.db = a->db, .experiment = a->experiment, .variant = a->variant, .status = a->status,
+                     .where = (char **)a->where, .nwhere = a->nwhere};
+    return o;
+}
+
+static int cmd_runs(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " db experiment variant status where ", 0);
+    RunsOptions o = runs_options(&a);
+    return runs_main(&o);
+}
+
+static int cmd_export(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " db experiment variant status where out ", 1);
+    if (!a.positional) bad_usage("export needs what to export: runs, metrics or evals%s", "");
+    RunsOptions o = runs_options(&a);
+    return export_main(&o, a.positional, a.out);
+}
+
+static int cmd_merge(int argc, char **argv) {
+    // hlab merge A.db B.db ... -o OUT.db
+    const char *out = NULL, *in[MAX_POSITIONAL];
+    int n = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) {
+            if (i + 1 >= argc) bad_usage("%s needs the output store", argv[i]);
+            out = argv[++i];
+        } else if (argv[i][0] == '-') bad_usage("unknown option \"%s\" for merge", argv[i]);
+        else if (n < MAX_POSITIONAL) in[n++] = argv[i];
+    }
+    if (!out || n == 0) bad_usage("merge needs input stores and -o OUT.db%s", "");
+    for (int i = 0; i < n; i++)
+        if (!strcmp(in[i], out)) bad_usage("merge: the output %s is also an input", out);
+    return merge_main(in, n, out);
+}
+
 static int cmd_sweep(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " jobs shard db dry-run quiet worker ", 1);
+    parse_args(argc, argv, &a, " jobs shard db dry-run quiet worker emit-slurm shards ", 1);
     if (!a.positional) bad_usage("sweep needs an experiment file%s", "");
     SweepOptions o = {.exp = a.positional, .db = a.db, .jobs = a.jobs ? (int)a.jobs : 1, .shard_i = 0, .shard_n = 1,
-                      .dry_run = a.dry_run, .worker = (int)a.worker, .quiet = a.quiet};
+                      .dry_run = a.dry_run, .worker = (int)a.worker, .quiet = a.quiet, .emit_slurm = a.emit_slurm,
+                      .slurm_shards = (int)a.limit};
     if (a.shard) {
         int used = 0;
         if (sscanf(a.shard, "%d/%d%n", &o.shard_i, &o.shard_n, &used) != 2 || a.shard[used] || o.shard_n < 1 ||
@@ -326,6 +384,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc, argv);
+    if (!strcmp(cmd, "runs")) return cmd_runs(argc, argv);
+    if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc, argv);
     if (!strcmp(cmd, "keys")) return cmd_keys(argc, argv);
     if (!strcmp(cmd, "data")) return cmd_data(argc, argv);

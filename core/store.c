@@ -106,6 +106,7 @@ struct Store {
 
 const char *store_default_path(void) { return "results/hlab.db"; }
 const char *store_errmsg(Store *s) { return s->err; }
+sqlite3 *store_sqlite(Store *s) { return s->db; }
 
 static int seterr(Store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int seterr(Store *s, const char *fmt, ...) {
@@ -625,4 +626,112 @@ int store_run_end(Store *s, int64_t run, const char *status, const char *error) 
     if (store_flush(s) != 0) return -1;
     EndArgs a = {run, status, error};
     return with_tx(s, end_body, &a);
+}
+
+// ---- merging stores written on different machines ----
+
+typedef struct { int64_t src_run; int copied; } MergeArgs;
+
+// Copies one run of the attached database `src` (schema checked by store_merge).
+static int merge_body(Store *s, void *p) {
+    MergeArgs *a = p;
+    a->copied = 0;
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "SELECT m.id, m.status FROM runs m JOIN src.runs r ON r.identity = m.identity WHERE r.id = ?1 "
+                             "ORDER BY m.id DESC LIMIT 1");
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, a->src_run);
+    int64_t have = 0;
+    int finished = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        have = sqlite3_column_int64(st, 0);
+        const char *status = (const char *)sqlite3_column_text(st, 1);
+        finished = !strcmp(status, "done") || !strcmp(status, "diverged");
+    }
+    sqlite3_finalize(st);
+    if (finished) return SQLITE_OK;   // already here: never duplicated
+    static const char *const steps[] = {
+        "DELETE FROM runs WHERE id = ?2",   // an unfinished attempt makes way for the copy
+        "INSERT OR IGNORE INTO experiments(name, created_at) SELECT e.name, e.created_at FROM src.experiments e "
+        " JOIN src.runs r ON r.experiment_id = e.id WHERE r.id = ?1",
+        "INSERT INTO runs(experiment_id, variant, identity, config, pattern, seed, status, started_at, ended_at, code_version,"
+        " host, cpu, blas_core, threads, params_total, params_active, error, checkpoint, pid, heartbeat)"
+        " SELECT (SELECT m.id FROM experiments m JOIN src.experiments e ON e.name = m.name WHERE e.id = r.experiment_id),"
+        " variant, identity, config, pattern, seed, status, started_at, ended_at, code_version, host, cpu, blas_core, threads,"
+        " params_total, params_active, error, checkpoint, pid, heartbeat FROM src.runs r WHERE r.id = ?1",
+        NULL};
+    int64_t new_id = 0;
+    for (int i = 0; steps[i]; i++) {
+        if (i == 0 && !have) continue;
+        if ((rc = prepare(s, &st, steps[i])) != SQLITE_OK) return rc;
+        if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a->src_run);
+        if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_int64(st, 2, have);
+        rc = step_done(s, st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK) return rc;
+        if (i == 2) new_id = sqlite3_last_insert_rowid(s->db);
+    }
+    static const char *const rows[] = {
+        "INSERT INTO params(run_id, key, value_num, value_text) SELECT ?2, key, value_num, value_text FROM src.params WHERE run_id = ?1",
+        "INSERT INTO metrics(run_id, step, tokens, wall, name, value) SELECT ?2, step, tokens, wall, name, value"
+        " FROM src.metrics WHERE run_id = ?1",
+        "INSERT INTO evals(run_id, task, split, slice, metric, value, count, source) SELECT ?2, task, split, slice, metric,"
+        " value, count, source FROM src.evals WHERE run_id = ?1",
+        NULL};
+    for (int i = 0; rows[i]; i++) {
+        if ((rc = prepare(s, &st, rows[i])) != SQLITE_OK) return rc;
+        sqlite3_bind_int64(st, 1, a->src_run);
+        sqlite3_bind_int64(st, 2, new_id);
+        rc = step_done(s, st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK) return rc;
+    }
+    a->copied = 1;
+    return SQLITE_OK;
+}
+
+int store_merge(Store *s, const char *src_path, long *copied, long *skipped) {
+    *copied = *skipped = 0;
+    char uri[4200];
+    snprintf(uri, sizeof uri, "file:%s?mode=ro", src_path);
+    // the source must be an hlab store of this schema version (open it once with hlab to migrate)
+    sqlite3 *src = NULL;
+    if (sqlite3_open_v2(uri, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        seterr(s, "%s: cannot open: %s", src_path, src ? sqlite3_errmsg(src) : "out of memory");
+        sqlite3_close(src);
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int64_t app = 0, ver = 0;
+    if (sqlite3_prepare_v2(src, "SELECT (SELECT * FROM pragma_application_id), (SELECT * FROM pragma_user_version)", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) { app = sqlite3_column_int64(st, 0); ver = sqlite3_column_int64(st, 1); }
+    sqlite3_finalize(st);
+    sqlite3_close(src);
+    if (app != HLAB_APPLICATION_ID) return seterr(s, "%s: not an hlab run store", src_path);
+    if (ver != SCHEMA_VERSION)
+        return seterr(s, "%s: schema version %lld, this hlab writes %d: open it once with this hlab (hlab runs --db %s) to migrate it",
+                      src_path, (long long)ver, SCHEMA_VERSION, src_path);
+    sqlite3_stmt *at;
+    if (prepare(s, &at, "ATTACH DATABASE ?1 AS src") != SQLITE_OK) return -1;
+    sqlite3_bind_text(at, 1, uri, -1, SQLITE_STATIC);
+    int rc = step_done(s, at);
+    sqlite3_finalize(at);
+    if (rc != SQLITE_OK) return -1;
+    int64_t *ids = NULL;
+    long n = 0;
+    if (prepare(s, &st, "SELECT id FROM src.runs ORDER BY id") == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            ids = xrealloc(ids, (n + 1) * sizeof *ids);
+            ids[n++] = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    } else rc = -1;
+    for (long i = 0; rc == 0 && i < n; i++) {
+        MergeArgs a = {ids[i], 0};
+        if (with_tx(s, merge_body, &a) != 0) { rc = -1; break; }
+        if (a.copied) (*copied)++; else (*skipped)++;
+    }
+    free(ids);
+    sqlite3_exec(s->db, "DETACH DATABASE src", NULL, NULL, NULL);
+    return rc;
 }

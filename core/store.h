@@ -83,5 +83,15 @@ int64_t store_run_of_checkpoint(Store *s, const char *path);
 // and error (NULL for none). Returns 0 or -1.
 int store_run_end(Store *s, int64_t run, const char *status, const char *error);
 
+// The SQLite connection, for read queries (hlab runs, hlab export). Writes go through the
+// functions above.
+struct sqlite3 *store_sqlite(Store *s);
+
+// Copies into s every run of the store at src_path that s does not have finished: a run whose
+// identity s has as done or diverged is skipped; one s has in another state is replaced. Runs keep
+// their experiment names; ids are new. Each source run is one transaction. Fills the counts;
+// returns 0, or -1 (store_errmsg). The source file is only read.
+int store_merge(Store *s, const char *src_path, long *copied, long *skipped);
+
 // The message of the last failure of s.
 const char *store_errmsg(Store *s);

@@ -127,6 +127,33 @@ static int spawn_workers(const SweepOptions *o, const char *dbpath, int jobs) {
     return worst;
 }
 
+// A Slurm job-array script: array task i runs shard i/N into its own store file (no shared file
+// system locking needed), then a job that depends on the whole array merges them.
+static void emit_slurm(const Experiment *e, const SweepOptions *o, int nruns) {
+    int shards = o->slurm_shards > 0 ? o->slurm_shards : nruns;
+    if (shards > nruns) shards = nruns;
+    char cwd[4096] = ".", exe[4096] = "./hlab";
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) exe[k] = 0;
+    const char *out = o->db ? o->db : "results/hlab.db";
+    printf("#!/bin/bash\n"
+           "# hlab sweep %s as a Slurm job array: %d shards of %d runs, each into its own store, then one merge.\n"
+           "# Submit with:  bash THIS_FILE   (it calls sbatch twice; add --partition, --time ... to the sbatch lines)\n"
+           "set -euo pipefail\n"
+           "cd '%s'\n"
+           "mkdir -p results/slurm\n"
+           "HLAB='%s'\n"
+           "jid=$(sbatch --parsable --job-name=hlab-%s --array=0-%d --cpus-per-task=2 \\\n"
+           "      --output=results/slurm/%s-%%A_%%a.out \\\n"
+           "      --wrap=\"OMP_NUM_THREADS=\\$SLURM_CPUS_PER_TASK $HLAB sweep '%s' --shard \\$SLURM_ARRAY_TASK_ID/%d --db results/slurm/%s-shard\\$SLURM_ARRAY_TASK_ID.db\")\n"
+           "sbatch --job-name=hlab-%s-merge --dependency=afterany:$jid --output=results/slurm/%s-merge-%%j.out \\\n"
+           "      --wrap=\"$HLAB merge results/slurm/%s-shard*.db -o '%s'\"\n"
+           "echo \"submitted array $jid and its merge into %s\"\n",
+           o->exp, shards, nruns, cwd, exe, e->name, shards - 1, e->name, o->exp, shards, e->name, e->name, e->name, e->name,
+           out, out);
+}
+
 int sweep_main(const SweepOptions *o) {
     Experiment e;
     ConfError err;
@@ -142,10 +169,11 @@ int sweep_main(const SweepOptions *o) {
         run_identity(yaml, cfg_int(&runs[i].cfg, "seed"), mi.code_version, ident[i]);
         free(yaml);
     }
+    int rc = 0;
+    if (o->emit_slurm) { emit_slurm(&e, o, n); goto out; }
     const char *dbpath = o->db ? o->db : cfg_str(&runs[0].cfg, "store.db");
     int in_shard = 0;
     for (int i = 0; i < n; i++) in_shard += i % o->shard_n == o->shard_i;
-    int rc = 0;
     if (o->worker == 0) {
         // the plan, with what the store already has (a dry run never creates the store)
         struct stat sb;

@@ -9,6 +9,8 @@ typedef struct {
     int dry_run;             // print the plan and stop
     int worker;              // > 0: a worker started by --jobs (no plan, no summary)
     int quiet;
+    int emit_slurm;          // print a Slurm job-array script instead of running
+    int slurm_shards;        // its number of array tasks (0: one per run)
 } SweepOptions;
 
 // Returns an exit status: 0 when every run of the shard is done (or diverged), 1 when some

@@ -85,6 +85,65 @@ all=$(cat "$tmp"/sh[0-2] | sort -n | tr '\n' ' ')
 dup=$(cat "$tmp"/sh[0-2] | sort -n | uniq -d | wc -l)
 check "shards 0/3, 1/3, 2/3 cover runs 0..7 once each ($all)" "[ '$all' = '0 1 2 3 4 5 6 7 ' ] && [ $dup = 0 ]"
 
+# hlab runs: filters on experiment, variant and any config key (numbers compared as numbers)
+n=$($H runs --db "$db" --experiment tiny --variant hybrid | tail -1)
+check "runs --variant hybrid lists 4 ($n)" "[ '$n' = '4 runs' ]"
+n=$($H runs --db "$db" --where 'data.mqar.num_kv_pairs>=4' --where seed=2 | tail -1)
+check "runs --where num_kv_pairs>=4 --where seed=2 lists 2 ($n)" "[ '$n' = '2 runs' ]"
+$H runs --db "$db" | grep -q 'mqar:accuracy=' ; rc=$?
+check "runs shows each run's test score" "[ $rc = 0 ]"
+$H runs --db "$db" --where 'model.d_model<abc' > /dev/null 2>&1; rc=$?
+check "runs --where with < on a word: exit 2 ($rc)" "[ $rc = 2 ]"
+$H runs --db "$tmp/nope.db" > /dev/null 2>&1; rc=$?
+check "runs on a missing store: exit 2, nothing created ($rc)" "[ $rc = 2 ] && [ ! -e '$tmp/nope.db' ]"
+
+# hlab export: CSV that SQLite's own importer reads back row for row
+$H export metrics --db "$db" --experiment tiny --out "$tmp/m.csv" 2> /dev/null; rc=$?
+v=$(sqlite3 :memory: ".import --csv '$tmp/m.csv' m" "select count(*) from m")
+check "export metrics: every metric row (exit $rc, $v of $(sqlite3 "$db" 'select count(*) from metrics'))" "[ $rc = 0 ] && [ '$v' = \"\$(sqlite3 '$db' 'select count(*) from metrics')\" ]"
+$H export evals --db "$db" --where seed=1 > "$tmp/e.csv"
+v=$(sqlite3 :memory: ".import --csv '$tmp/e.csv' e" "select count(*), count(distinct run_id), max(slice) from e")
+w=$(sqlite3 "$db" "select count(*), count(distinct v.run_id), max(slice) from evals v join params p on p.run_id = v.run_id and p.key = 'seed' and p.value_num = 1")
+check "export evals with a filter: the same rows as the store ($v = $w)" "[ '$v' = '$w' ]"
+$H export runs --db "$db" | head -1 | grep -q '^id,experiment,variant,status'; rc=$?
+check "export runs has a header" "[ $rc = 0 ]"
+$H export nonsense --db "$db" > /dev/null 2>&1; rc=$?
+check "export of an unknown table: exit 2 ($rc)" "[ $rc = 2 ]"
+
+# hlab merge: stores from several machines, no run twice
+$H merge "$db" "$j" -o "$tmp/m.db" > "$tmp/merge.out"; rc=$?
+n=$(sqlite3 "$tmp/m.db" "select count(*) || '|' || count(distinct identity) from runs")
+check "merge of two stores with the same 8 runs: 8 rows (exit $rc, $n)" "[ $rc = 0 ] && [ '$n' = '8|8' ] && grep -q '8 runs copied' '$tmp/merge.out' && grep -q '0 runs copied, 8 already' '$tmp/merge.out'"
+$H merge "$sk" "$db" -o "$tmp/m.db" > "$tmp/merge2.out" 2>&1; rc=$?
+n=$(sqlite3 "$tmp/m.db" "select count(*) || '|' || count(distinct identity) || '|' || (select count(*) from experiments) from runs")
+check "merging more (and the same again) adds only new runs: 16 rows, 1 experiment ($n)" "[ $rc = 0 ] && [ '$n' = '16|16|1' ]"
+v=$(sqlite3 "$tmp/m.db" "select count(*) from metrics")
+w=$(( $(sqlite3 "$db" "select count(*) from metrics") + $(sqlite3 "$sk" "select count(*) from metrics") ))
+check "merged metrics are all there ($v = $w)" "[ '$v' = '$w' ] && [ \"\$(sqlite3 '$tmp/m.db' 'pragma integrity_check')\" = ok ]"
+$H merge "$tmp/nope.db" -o "$tmp/m2.db" > /dev/null 2>&1; rc=$?
+check "merge of a missing store: exit 2 ($rc)" "[ $rc = 2 ]"
+
+# --emit-slurm: a job-array script; a stand-in sbatch runs its array tasks and then the merge
+(cd "$tmp" && $H sweep exp.yaml --emit-slurm --shards 3 --db slurm.db > job.sh); rc=$?
+check "emit-slurm writes an array of 3 shards (exit $rc)" "[ $rc = 0 ] && grep -q -- '--array=0-2' '$tmp/job.sh' && grep -q 'shard ..SLURM_ARRAY_TASK_ID/3' '$tmp/job.sh'"
+mkdir -p "$tmp/bin"
+cat > "$tmp/bin/sbatch" <<'S'
+#!/usr/bin/env bash
+# stand-in for Slurm: runs --wrap for every array index, in order, and prints a job id
+arr=""; wrap=""
+for a in "$@"; do case "$a" in --array=*) arr=${a#--array=};; --wrap=*) wrap=${a#--wrap=};; esac; done
+if [ -n "$arr" ]; then
+  for i in $(seq ${arr%-*} ${arr#*-}); do SLURM_ARRAY_TASK_ID=$i SLURM_CPUS_PER_TASK=1 bash -c "$wrap" > /dev/null 2>&1 || exit 1; done
+else bash -c "$wrap" > /dev/null 2>&1 || exit 1; fi
+echo 4242
+S
+chmod +x "$tmp/bin/sbatch"
+(cd "$tmp" && PATH="$tmp/bin:$PATH" bash job.sh > slurm.out 2>&1); rc=$?
+n=$(sqlite3 "$tmp/slurm.db" "select count(*) || '|' || count(distinct identity) || '|' || group_concat(distinct status) from runs" 2>/dev/null)
+check "the Slurm script's shards and merge give all 8 runs once ($n, exit $rc)" "[ $rc = 0 ] && [ '$n' = '8|8|done' ]"
+v=$(for i in 0 1 2; do sqlite3 "$tmp/results/slurm/tiny-shard$i.db" "select count(*) from runs"; done | tr '\n' ' ')
+check "each shard store holds its share (3 3 2) ($v)" "[ '$v' = '3 3 2 ' ]"
+
 # mistakes in experiment files: exit 2, a located message, no store written
 bad_exp() {   # name, yaml body, expected message part
   printf '%s\n' "$2" > "$tmp/bad.yaml"
