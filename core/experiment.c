@@ -292,6 +292,8 @@ int experiment_expand(const Experiment *e, PlannedRun **runs, ConfError *err) {
                             add_set(&sl, e->zip[i].key, e->zip[i].values[z], e->zip[i].line, e->zip[i].col);
                             label_add(r->label, sizeof r->label, e->zip[i].key, e->zip[i].values[z]);
                         }
+                        snprintf(r->point, sizeof r->point, "%s", r->label);
+                        r->lr_index = l;
                         if (e->nlr) { add_set(&sl, "train.lr", e->lrs[l], 0, 0); label_add(r->label, sizeof r->label, "lr", e->lrs[l]); }
                         if (e->nseeds) { add_set(&sl, "seed", e->seeds[sd], 0, 0); label_add(r->label, sizeof r->label, "seed", e->seeds[sd]); }
                         r->sets = sl.sets; r->line = sl.line; r->col = sl.col; r->nsets = sl.n;

@@ -46,6 +46,8 @@ typedef struct {
 typedef struct {
     int variant;                // index into Experiment.var
     char label[512];            // the run's point: "data.mqar.num_kv_pairs=16 lr=1e-3 seed=2"
+    char point[512];            // the grid and zip part of the label (what lr and seeds are pooled over)
+    int lr_index;               // into Experiment.lrs (0 without an lr axis)
     char **sets; int nsets;     // every override, "key=value", in order of application
     int *line, *col;            // where each override was written in the experiment file
     Config cfg;                 // the resolved config

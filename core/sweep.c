@@ -15,6 +15,8 @@
 #include "store.h"
 #include "train.h"
 #include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -40,6 +42,68 @@ static const char *status_of(Store *s, const char *identity, char *buf, size_t c
     if (!s) return "pending";
     int r = store_run_status(s, identity, buf, cap);
     return r == 1 ? buf : r == 0 ? "pending" : "?";
+}
+
+// The headline scores of a finished run (first task, whole split, end of training): validation
+// and test; bpb when the task reports it (lower is better), else accuracy. Returns 1 if found.
+static int run_scores(Store *s, const char *identity, double *valid, double *test, int *lower_better) {
+    sqlite3_stmt *st;
+    const char *sql =
+        "SELECT v.split, v.metric, v.value FROM evals v JOIN runs r ON r.id = v.run_id WHERE r.identity = ?1 AND r.status = 'done'"
+        " AND v.source = 'train' AND v.slice = '{}' AND v.split IN ('valid', 'test') AND v.metric IN ('accuracy', 'bpb')"
+        " AND v.task = (SELECT task FROM evals w WHERE w.run_id = r.id ORDER BY w.rowid LIMIT 1) ORDER BY v.metric = 'bpb'";
+    if (sqlite3_prepare_v2(store_sqlite(s), sql, -1, &st, NULL) != SQLITE_OK) return 0;
+    sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+    int found = 0;
+    *lower_better = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {   // bpb rows come last and win
+        int is_test = !strcmp((const char *)sqlite3_column_text(st, 0), "test");
+        *lower_better = !strcmp((const char *)sqlite3_column_text(st, 1), "bpb");
+        if (is_test) *test = sqlite3_column_double(st, 2); else *valid = sqlite3_column_double(st, 2);
+        found |= is_test ? 1 : 2;
+    }
+    sqlite3_finalize(st);
+    return found == 3;
+}
+
+// One line per variant and grid/zip point: the learning rate with the best mean validation score
+// over seeds (Zoology and MAD-lab report the best over learning rates), and its test mean and
+// standard deviation over seeds. Selection looks at validation only, never at test.
+static void print_results(const Experiment *e, const PlannedRun *runs, int n, const char (*ident)[17], Store *s,
+                          const SweepOptions *o) {
+    int printed = 0;
+    for (int i = 0; i < n; i++) {
+        if (i % o->shard_n != o->shard_i) continue;
+        int first = 1;   // first run of its (variant, point) group?
+        for (int j = 0; j < i && first; j++)
+            if (j % o->shard_n == o->shard_i && runs[j].variant == runs[i].variant && !strcmp(runs[j].point, runs[i].point)) first = 0;
+        if (!first) continue;
+        int nlr = e->nlr ? e->nlr : 1, best = -1, lower = 0;
+        double best_valid = 0, mean_t[64] = {0}, sq_t[64] = {0};
+        int cnt[64] = {0};
+        for (int l = 0; l < nlr && l < 64; l++) {
+            double sv = 0;
+            for (int j = i; j < n; j++) {
+                if (j % o->shard_n != o->shard_i || runs[j].variant != runs[i].variant || strcmp(runs[j].point, runs[i].point) ||
+                    runs[j].lr_index != l) continue;
+                double v, t;
+                if (!run_scores(s, ident[j], &v, &t, &lower)) continue;
+                sv += v; mean_t[l] += t; sq_t[l] += t * t; cnt[l]++;
+            }
+            if (!cnt[l]) continue;
+            sv /= cnt[l];
+            if (best < 0 || (lower ? sv < best_valid : sv > best_valid)) { best = l; best_valid = sv; }
+        }
+        if (best < 0) continue;
+        if (!printed++) printf("%-16s %-40s %-8s %-20s %s\n", "variant", "point", "best lr", lower ? "test bpb" : "test accuracy", "seeds");
+        double m = mean_t[best] / cnt[best], var = cnt[best] > 1 ? (sq_t[best] - cnt[best] * m * m) / (cnt[best] - 1) : 0;
+        char sd[32] = "";
+        if (cnt[best] > 1) snprintf(sd, sizeof sd, " +- %.4f", sqrt(var > 0 ? var : 0));
+        char res[48];
+        snprintf(res, sizeof res, "%.4f%s", m, sd);
+        printf("%-16s %-40s %-8s %-20s %d\n", e->var[runs[i].variant].name, runs[i].point[0] ? runs[i].point : "-",
+               e->nlr ? e->lrs[best] : "-", res, cnt[best]);
+    }
 }
 
 // Runs of the shard this worker walks, in plan order; returns 0, or an exit status.
@@ -196,6 +260,7 @@ int sweep_main(const SweepOptions *o) {
             printf("  %4d  %-16s %-48s %s  %s\n", i, e.var[runs[i].variant].name, runs[i].label[0] ? runs[i].label : "-", ident[i], st);
         }
         printf("%d to train, %d done\n", todo, in_shard - todo);
+        if (s && todo < in_shard && (o->dry_run || todo == 0)) print_results(&e, runs, n, (const char (*)[17])ident, s, o);
         fflush(stdout);
         store_close(s);
         if (o->dry_run || todo == 0) goto out;
@@ -211,6 +276,7 @@ int sweep_main(const SweepOptions *o) {
             else if (!strcmp(st, "running")) running++;
             else other++;
         }
+        if (s) print_results(&e, runs, n, (const char (*)[17])ident, s, o);
         store_close(s);
         printf("sweep %s: %d of %d runs finished (done or diverged), %d running in other processes, %d failed or "
                "interrupted%s\n", e.name, done, in_shard, running, other, other ? ": run the sweep again to retry them" : "");

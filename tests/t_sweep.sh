@@ -85,6 +85,33 @@ all=$(cat "$tmp"/sh[0-2] | sort -n | tr '\n' ' ')
 dup=$(cat "$tmp"/sh[0-2] | sort -n | uniq -d | wc -l)
 check "shards 0/3, 1/3, 2/3 cover runs 0..7 once each ($all)" "[ '$all' = '0 1 2 3 4 5 6 7 ' ] && [ $dup = 0 ]"
 
+# a learning-rate axis: the sweep reports, per variant and grid point, the lr with the best mean
+# validation score over seeds and that lr's test mean +- sd
+cat > "$tmp/lr.yaml" <<'Y'
+name: lrs
+base: base.yaml
+set: {train.steps: 40}
+variants:
+  attention: {model.pattern: "*-*-"}
+  hybrid:
+grid: {data.mqar.num_kv_pairs: [2, 4]}
+seeds: [1, 2]
+lr: [1e-4, 1e-2]
+Y
+$H sweep "$tmp/lr.yaml" --db "$tmp/lr.db" --quiet > "$tmp/lr.out" 2>&1; rc=$?
+check "lr sweep: 16 runs, a results table of 4 rows (exit $rc)" "[ $rc = 0 ] && [ \$(grep -c '^\(attention\|hybrid\) .*num_kv_pairs' '$tmp/lr.out') = 4 ]"
+okbest=1
+while read -r var point lr res pm sd seeds; do
+  pairs=${point#*=}
+  q="select round(avg(v.value), 9) as m from runs r join params a on a.run_id = r.id and a.key = 'data.mqar.num_kv_pairs' and a.value_num = $pairs
+     join params l on l.run_id = r.id and l.key = 'train.lr' join evals v on v.run_id = r.id and v.split = 'valid' and v.metric = 'accuracy'
+     and v.slice = '{}' where r.variant = '$var'"
+  mine=$(sqlite3 "$tmp/lr.db" "$q and l.value_num = $lr")
+  best=$(sqlite3 "$tmp/lr.db" "select max(m) from ($q group by l.value_num)")
+  [ -n "$mine" ] && [ "$mine" = "$best" ] && [ "$seeds" = 2 ] || { okbest=0; echo "  $var $point: lr $lr has valid $mine, best $best"; }
+done < <(grep '^\(attention\|hybrid\) .*num_kv_pairs' "$tmp/lr.out")
+check "each reported lr has the best mean validation accuracy of its group, over 2 seeds" "[ $okbest = 1 ]"
+
 # hlab runs: filters on experiment, variant and any config key (numbers compared as numbers)
 n=$($H runs --db "$db" --experiment tiny --variant hybrid | tail -1)
 check "runs --variant hybrid lists 4 ($n)" "[ '$n' = '4 runs' ]"
