@@ -39,7 +39,8 @@
 // multi-needle rule: needle i at depth + i*(100-depth)/A. Distractors sit at uniform random
 // haystack offsets.
 //
-// Splits: training draws a length from train_lengths and a depth uniformly in [0, 100];
+// Splits: training draws a length from train_lengths and a depth uniformly in [0, 100] (or, with
+// train_depths: grid, one of the evaluation depths);
 // valid and test are the grid eval_lengths x depths with `samples` examples per cell, cell-major
 // (index / samples = cell, lengths outermost), so batches are mostly one length and
 // eval.max_examples keeps the first cells. Slices: {context, depth}. data.seq_len is not used.
@@ -73,6 +74,9 @@ static const KeySpec niah_keys[] = {
      "NIAH: validation/test context lengths \"a,b,...\", may exceed the training lengths"},
     {"data.niah.depths", KT_STRING, "0,25,50,75,100", 0, -1, NULL, 0,
      "NIAH: evaluation needle depths in percent \"a,b,...\" (0 = start, 100 = right before the query); training draws depths uniformly"},
+    {"data.niah.train_depths", KT_STRING, "uniform", 0, -1, "uniform|grid", 0,
+     "NIAH: training needle depths: uniform on [0, 100] (a needle right before the query, depth 100, is then rare: about "
+     "1 in 250 at length 256), or drawn from data.niah.depths, the evaluation grid"},
     {"data.niah.samples", KT_INT, "20", 1, 1e9, NULL, 0, "NIAH: validation and test examples per (length, depth) cell"},
     {"data.niah.train_examples", KT_INT, "100000", 1, 1e12, NULL, 0, "NIAH: training examples per epoch"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL}};
@@ -88,6 +92,7 @@ typedef struct {
     int needles, answers, queries, distinct_keys;       // per example, from the variant
     int nl, tail;                                       // needle length; query + answer tokens
     int ntrain, train_len[MAX_LIST], neval, eval_len[MAX_LIST], ndepth, depth[MAX_LIST];
+    int train_grid;                                     // training depths from the grid (else uniform)
     long samples, train_examples;
     uint64_t seed;
     int filler_len, *filler;
@@ -154,6 +159,7 @@ static int niah_load(const Config *c, Niah *q, ConfError *err) {
         return cfg_error(c, "data.niah.eval_lengths", err, "%s", msg);
     if ((q->ndepth = task_parse_ints(cfg_str(c, "data.niah.depths"), q->depth, MAX_LIST, 0, 100, 1, msg, sizeof msg)) < 0)
         return cfg_error(c, "data.niah.depths", err, "depths are percentages in [0, 100]: %s", msg);
+    q->train_grid = !strcmp(cfg_str(c, "data.niah.train_depths"), "grid");
     int need = q->needles * q->nl + q->tail;
     for (int k = 0; k < 2; k++) {
         const int *len = k ? q->eval_len : q->train_len;
@@ -272,7 +278,8 @@ static int niah_example(void *st, int split, long index, int *x, int *y, Slice *
     double depth;
     if (split == SPLIT_TRAIN) {
         L = q->train_len[rng_below(&r, (uint64_t)q->ntrain)];
-        depth = rng_below(&r, 100001) / 1000.0;   // uniform on [0, 100], both ends included
+        depth = q->train_grid ? q->depth[rng_below(&r, (uint64_t)q->ndepth)]
+                              : rng_below(&r, 100001) / 1000.0;   // uniform on [0, 100], both ends included
     } else {
         long cell = index / q->samples;           // cell-major: lengths outermost, then depths
         L = q->eval_len[(cell / q->ndepth) % q->neval];

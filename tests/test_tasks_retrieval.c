@@ -210,6 +210,25 @@ static void test_niah_layout(void) {
     CHECK(bad_tok == 0, "keys in [5, 15), values in [15, 35), haystack in [35, 100)");
     t->close(st);
     config_free(&c);
+    // train_depths: grid draws training depths from the evaluation grid: needles exactly at
+    // depth 0, 30 or 100 (uniform training almost never puts one right before the query)
+    if (load(&c, "model: {vocab_size: 100}\ndata: {task: niah, niah: {key_vocab: 10, value_vocab: 20, train_lengths: \"64\", "
+                 "depths: \"0,30,100\", train_depths: grid, train_examples: 300}}\n")) { CHECK(0, "config"); return; }
+    st = t->open(&c, &err);
+    int at[3] = {0}, off_grid = 0;
+    for (long i = 0; i < 300; i++) {
+        t->example(st, SPLIT_TRAIN, i, x, y, &(Slice){0});
+        parse(x, y, 64, 1, 2, &P);
+        if (!P.ok) { off_grid++; continue; }
+        if (P.start[0] == 0) at[0]++;
+        else if (P.start[0] == 16) at[1]++;
+        else if (P.start[0] + 5 == P.Q) at[2]++;
+        else off_grid++;
+    }
+    CHECK(off_grid == 0 && at[0] > 70 && at[1] > 70 && at[2] > 70,
+          "train_depths grid: every training needle at depth 0, 30 or 100 (%d, %d, %d; %d elsewhere)", at[0], at[1], at[2], off_grid);
+    t->close(st);
+    config_free(&c);
 }
 
 // Train and test never share a needle set: their seed streams are disjoint.
