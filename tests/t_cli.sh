@@ -3,14 +3,8 @@
 # through `hlab forward` and `--init`, the run store, `hlab info`, and bad input (exit 2, nothing
 # written). Prints one line per check and "N passed, N failed".
 set -u
-cd "$(dirname "$0")/.."
-H=./hlab
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()   { echo "ok   cli: $1"; pass=$((pass+1)); }
-bad()  { echo "FAIL cli: $1"; fail=$((fail+1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+GROUP=cli
+source "$(dirname "$0")/lib.sh"
 
 cat > "$tmp/tiny.yaml" <<'Y'
 seed: 3

@@ -5,14 +5,8 @@
 # KV cache (256K tokens, 16-bit) ours equals it exactly. Also `hlab info --table` itself.
 # Prints one line per check and "N passed, N failed".
 set -u
-cd "$(dirname "$0")/.."
-H=./hlab
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()   { echo "ok   paper: $1"; pass=$((pass+1)); }
-bad()  { echo "FAIL paper: $1"; fail=$((fail+1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+GROUP=paper
+source "$(dirname "$0")/lib.sh"
 
 # A number field of a one-line JSON object ("" when absent).
 field() { sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" <<< "$1"; }

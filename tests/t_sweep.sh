@@ -3,14 +3,8 @@
 # several sweeps on one store at once, --jobs, shards that partition the plan, and experiment
 # files with mistakes (exit 2, located, nothing written).
 set -u
-cd "$(dirname "$0")/.."
-H="$PWD/hlab"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()   { echo "ok   sweep: $1"; pass=$((pass+1)); }
-bad()  { echo "FAIL sweep: $1"; fail=$((fail+1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+GROUP=sweep
+source "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1
 
 cat > "$tmp/base.yaml" <<'Y'
