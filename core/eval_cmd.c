@@ -39,18 +39,14 @@ static int64_t run_for(Store *st, const char *ckpt, const Config *cfg, const Mod
     if (run != 0) return run;
     MachineInfo mi;
     machine_info(&mi);
-    char *yaml = config_canonical_yaml(cfg), identity[17];
-    size_t n = strlen(yaml) + strlen(ckpt) + 32;
-    char *src = xmalloc(n);
-    snprintf(src, n, "%s\nimported %s", yaml, ckpt);
-    hash_hex(src, strlen(src), identity);
-    RunInfo ri = {.experiment = "", .variant = "imported", .identity = identity, .config_yaml = yaml,
-                  .pattern = m->pattern, .seed = cfg_int(cfg, "seed"), .code_version = mi.code_version,
-                  .host = mi.host, .cpu = mi.cpu, .blas_core = mi.blas_core, .threads = mi.threads,
-                  .params_total = model_param_count(m), .params_active = model_active_count(m)};
+    // its identity names the file, so it never matches a trained run's
+    char *yaml = config_canonical_yaml(cfg), identity[17], origin[4200];
+    snprintf(origin, sizeof origin, "imported %s", ckpt);
+    run_identity(yaml, cfg_int(cfg, "seed"), origin, identity);
+    RunInfo ri = run_info_for(cfg, m, &mi, yaml, identity, "", "imported");
     run = store_run_begin(st, &ri, cfg);
     if (run > 0 && (store_run_checkpoint(st, run, ckpt) != 0 || store_run_end(st, run, "done", NULL) != 0)) run = -1;
-    free(src); free(yaml);
+    free(yaml);
     return run;
 }
 
@@ -124,11 +120,7 @@ int eval_main(const EvalOptions *o) {
         return fail_input("eval: --split must be valid, test or all, not \"%s\"%s", o->split, "");
     }
     int T = 1, labels = 1, B = (int)cfg_int(&cfg, "train.batch_size");
-    for (int i = 0; i < mix.n; i++) {
-        int L = mix.task[i]->max_len(mix.st[i]), lab = mix.task[i]->max_labels(mix.st[i]);
-        if (L > T) T = L;
-        if (lab > labels) labels = lab;
-    }
+    mixture_extent(&mix, &T, &labels);
     ops_init_threads((int)cfg_int(&cfg, "train.threads"));
     model_alloc(&m, B, T, B * labels);
     if (checkpoint_load(&m, ckpt, emsg, sizeof emsg) != 0) {

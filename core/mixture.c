@@ -94,6 +94,14 @@ static int mixture_open(Mixture *m, const Config *c, const Mixture *reuse, int n
 
 // Permutation of a task's training examples for one epoch (Zoology never shuffles; we do,
 // reproducibly).
+void mixture_extent(const Mixture *m, int *max_len, int *max_labels) {
+    for (int i = 0; i < m->n; i++) {
+        int L = m->task[i]->max_len(m->st[i]), lab = m->task[i]->max_labels(m->st[i]);
+        if (L > *max_len) *max_len = L;
+        if (lab > *max_labels) *max_labels = lab;
+    }
+}
+
 int mixture_open_eval(Mixture *m, const Config *c, ConfError *err) { return mixture_open(m, c, NULL, 0, err); }
 
 static void epoch_order(long *perm, long n, uint64_t seed, long epoch) {
@@ -242,14 +250,8 @@ int plan_open(DataPlan *p, const Config *cfg, int B, uint64_t data_seed, ConfErr
         }
     }
     // the longest example and the most labels any of them can produce size the model's buffers
-    for (int k = -1; k < p->nphases; k++) {
-        const Mixture *m = k < 0 ? &p->eval : &p->phase[k].mix;
-        for (int i = 0; i < m->n; i++) {
-            int L = m->task[i]->max_len(m->st[i]), lab = m->task[i]->max_labels(m->st[i]);
-            if (L > p->max_len) p->max_len = L;
-            if (lab > p->max_labels) p->max_labels = lab;
-        }
-    }
+    mixture_extent(&p->eval, &p->max_len, &p->max_labels);
+    for (int k = 0; k < p->nphases; k++) mixture_extent(&p->phase[k].mix, &p->max_len, &p->max_labels);
     return 0;
 }
 

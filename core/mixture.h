@@ -46,6 +46,8 @@ typedef struct {
 // The tasks of the config's mixture (data.mix, or data.task alone), opened for evaluation only.
 int mixture_open_eval(Mixture *m, const Config *c, ConfError *err);
 void mixture_close(Mixture *m);
+// Raises *max_len and *max_labels to the longest example and the most labels any task of m has.
+void mixture_extent(const Mixture *m, int *max_len, int *max_labels);
 
 // Opens every phase's tasks and the evaluation tasks, validates the phase keys and works out the
 // step ranges (train.steps, or train.epochs over the base mixture's training sets, batch B).

@@ -18,6 +18,7 @@
 typedef struct {
     char sql[8192];
     const char *text[MAX_BIND];
+    char key[MAX_BIND][256];    // --where keys, cut out of their "KEY<op>VALUE" argument
     double num[MAX_BIND];
     int is_num[MAX_BIND], n;
 } Query;
@@ -39,8 +40,8 @@ static int add_filters(Query *q, const RunsOptions *o, char *err, size_t cap) {
             snprintf(err, cap, "--where \"%s\": expected KEY<op>VALUE with op one of = != < <= > >=, e.g. model.d_model>=128", w);
             return -1;
         }
-        static char keys[64][256];
-        snprintf(keys[i % 64], sizeof keys[0], "%.*s", (int)(at - w), w);
+        char *key = q->key[q->n];
+        snprintf(key, sizeof q->key[0], "%.*s", (int)(at - w), w);
         const char *val = at + strlen(op);
         char *end;
         double x = strtod(val, &end);
@@ -53,7 +54,7 @@ static int add_filters(Query *q, const RunsOptions *o, char *err, size_t cap) {
         snprintf(cond, sizeof cond, " AND EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.id AND p.key = ? AND p.%s %s ?)",
                  numeric ? "value_num" : "value_text", op);
         strcat(q->sql, cond);
-        bind_str(q, keys[i % 64]);
+        bind_str(q, key);
         if (numeric) { q->num[q->n] = x; q->is_num[q->n++] = 1; }
         else bind_str(q, val);
     }

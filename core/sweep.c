@@ -126,10 +126,7 @@ static int work(const Experiment *e, PlannedRun *runs, int n, const char (*ident
         ConfError err;
         if (model_build(&m, &r->cfg, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); rc = EXIT_BADINPUT; break; }
         char *yaml = config_canonical_yaml(&r->cfg);
-        RunInfo ri = {.experiment = e->name, .variant = variant, .identity = ident[i], .config_yaml = yaml,
-                      .pattern = m.pattern, .seed = cfg_int(&r->cfg, "seed"), .code_version = mi.code_version,
-                      .host = mi.host, .cpu = mi.cpu, .blas_core = mi.blas_core, .threads = mi.threads,
-                      .params_total = model_param_count(&m), .params_active = model_active_count(&m)};
+        RunInfo ri = run_info_for(&r->cfg, &m, &mi, yaml, ident[i], e->name, variant);
         int outcome;
         int64_t run = store_run_claim(store, &ri, &r->cfg, &outcome);
         model_free(&m);

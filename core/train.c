@@ -173,6 +173,15 @@ void run_identity(const char *canonical_yaml, long seed, const char *code_versio
     free(buf);
 }
 
+RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, const char *yaml, const char *identity,
+                     const char *experiment, const char *variant) {
+    RunInfo ri = {.experiment = experiment ? experiment : "", .variant = variant ? variant : "", .identity = identity,
+                  .config_yaml = yaml, .pattern = m->pattern, .seed = cfg_int(cfg, "seed"), .code_version = mi->code_version,
+                  .host = mi->host, .cpu = mi->cpu, .blas_core = mi->blas_core, .threads = mi->threads,
+                  .params_total = model_param_count(m), .params_active = model_active_count(m)};
+    return ri;
+}
+
 int train_main(const Config *cfg, const TrainOptions *o) {
     ConfError err;
     Model m;
@@ -225,10 +234,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     if (dbpath[0] && strcmp(dbpath, "none")) {
         store = store_open(dbpath, emsg, sizeof emsg);
         if (!store) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
-        RunInfo ri = {.experiment = o->experiment ? o->experiment : "", .variant = o->variant ? o->variant : "",
-                      .identity = identity, .config_yaml = yaml, .pattern = m.pattern, .seed = cfg_int(cfg, "seed"),
-                      .code_version = mi.code_version, .host = mi.host, .cpu = mi.cpu, .blas_core = mi.blas_core,
-                      .threads = mi.threads, .params_total = model_param_count(&m), .params_active = model_active_count(&m)};
+        RunInfo ri = run_info_for(cfg, &m, &mi, yaml, identity, o->experiment, o->variant);
         run = o->run_id > 0 ? o->run_id : store_run_begin(store, &ri, cfg);   // a sweep claimed it already
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }

@@ -1,6 +1,8 @@
 // train.h: `hlab train` and the evaluation it runs.
 #pragma once
+#include "machine.h"
 #include "model.h"
+#include "store.h"
 #include "task.h"
 #include <stdint.h>
 
@@ -20,6 +22,10 @@ typedef struct {
 // The identity of a run: hash of its canonical config, seed and code version. A sweep skips a
 // run whose identity is already done.
 void run_identity(const char *canonical_yaml, long seed, const char *code_version, char out[17]);
+// What the store records about a run of this config and model on this machine (pointers into
+// the arguments: keep them alive while the RunInfo is used).
+RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, const char *yaml, const char *identity,
+                     const char *experiment, const char *variant);
 
 // Trains the model the config describes and records the run. Returns an exit status.
 int train_main(const Config *cfg, const TrainOptions *o);
