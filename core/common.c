@@ -23,10 +23,14 @@ void *xcalloc(size_t n, size_t s) { void *p = calloc(n ? n : 1, s ? s : 1); if (
 void *xrealloc(void *q, size_t n) { void *p = realloc(q, n ? n : 1); if (!p) die("out of memory (%zu bytes)", n); return p; }
 char *xstrdup(const char *s) { size_t n = strlen(s) + 1; char *p = xmalloc(n); memcpy(p, s, n); return p; }
 
+static size_t touched_total;   // bytes alloc_touched has handed out (what a run's buffers weigh)
+size_t alloc_touched_bytes(void) { return touched_total; }
+
 void *alloc_touched(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? n : 64) != 0) die("out of memory (%zu bytes)", n);
     memset(p, 0, n);
+    touched_total += n;
     return p;
 }
 

@@ -31,6 +31,9 @@ char *xstrdup(const char *s);
 // Allocates n bytes and writes every page once, so first-touch page faults happen at start-up
 // and never inside the training step.
 void *alloc_touched(size_t n);
+// Bytes alloc_touched has allocated in this process so far (never decreases): the difference
+// over a run's set-up is its training memory (parameters, gradients, optimizer state, activations).
+size_t alloc_touched_bytes(void);
 
 // SplitMix64-seeded xoshiro256**: fast, good, and identical on every machine.
 typedef struct { uint64_t s[4]; } Rng;

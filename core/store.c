@@ -17,7 +17,7 @@
 //       'imported'); checkpoint = absolute path of its final weights, NULL if none were written;
 //       pid = the process training it on `host`, heartbeat = Unix time of its last metrics flush
 //       (a sweep uses both to tell a live 'running' row from one whose process died). experiment_id and variant are NULL for a plain `hlab train`.
-//       identity = hash of canonical config + seed + code version (not unique: a failed run may be
+//       identity = hash of canonical config + seed (code version not included) (not unique: a failed run may be
 //       repeated); config = the canonical resolved YAML. Times are UTC ISO-8601
 //       ("2025-01-31T12:00:00Z"); ended_at is NULL while running (or if the process was killed).
 //       Indexes: runs_identity(identity), runs_experiment(experiment_id, variant).

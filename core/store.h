@@ -30,7 +30,7 @@ void store_close(Store *s);
 
 typedef struct RunInfo {
     const char *experiment, *variant;  // "" (or NULL) for a plain `hlab train`: stored as NULL
-    const char *identity;              // hash of canonical config + seed + code version (required)
+    const char *identity;              // hash of canonical config + seed (required)
     const char *config_yaml;           // the canonical resolved config (required)
     const char *pattern;               // the expanded layer pattern
     long seed;

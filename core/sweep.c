@@ -1,7 +1,8 @@
 // sweep.c: `hlab sweep EXP.yaml`: expands an experiment, prints the plan, and trains every run
 // the store does not have yet.
 //
-// A run's identity is the hash of its canonical resolved config, seed and code version. Before
+// A run's identity is the hash of its canonical resolved config and seed (not the code version,
+// which every run records: a commit does not orphan the runs a sweep already has). Before
 // training, a worker claims the run in the store (store_run_claim, one transaction): a run that
 // is done, diverged or being trained by a live process is skipped; a failed, interrupted or dead
 // one is trained again in place of the old row. Any number of sweeps (the --jobs workers, other
@@ -222,12 +223,10 @@ int sweep_main(const SweepOptions *o) {
     PlannedRun *runs;
     int n = experiment_expand(&e, &runs, &err);
     if (n < 0) { fprintf(stderr, "hlab: %s\n", err.msg); experiment_free(&e); return EXIT_BADINPUT; }
-    MachineInfo mi;
-    machine_info(&mi);
     char (*ident)[17] = xmalloc((size_t)n * sizeof *ident);
     for (int i = 0; i < n; i++) {
         char *yaml = config_canonical_yaml(&runs[i].cfg);
-        run_identity(yaml, cfg_int(&runs[i].cfg, "seed"), mi.code_version, ident[i]);
+        run_identity(yaml, cfg_int(&runs[i].cfg, "seed"), "", ident[i]);
         free(yaml);
     }
     int rc = 0;

@@ -165,10 +165,10 @@ void record_eval(Store *s, int64_t run, const Task *task, int split, const EvalR
         }
 }
 
-void run_identity(const char *canonical_yaml, long seed, const char *code_version, char out[17]) {
-    size_t n = strlen(canonical_yaml) + strlen(code_version) + 64;
+void run_identity(const char *canonical_yaml, long seed, const char *origin, char out[17]) {
+    size_t n = strlen(canonical_yaml) + strlen(origin) + 64;
     char *buf = xmalloc(n);
-    snprintf(buf, n, "%s\nseed=%ld\n%s", canonical_yaml, seed, code_version);
+    snprintf(buf, n, "%s\nseed=%ld\n%s", canonical_yaml, seed, origin);
     hash_hex(buf, strlen(buf), out);
     free(buf);
 }
@@ -206,6 +206,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     int T = plan.max_len;
     long steps = plan.steps;
 
+    size_t mem0 = alloc_touched_bytes();
     model_alloc(&m, B, T, B * plan.max_labels);
     model_init(&m, seed);
     char emsg[1024];
@@ -227,7 +228,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     machine_info(&mi);
     char *yaml = config_canonical_yaml(cfg);
     char identity[17];
-    run_identity(yaml, cfg_int(cfg, "seed"), mi.code_version, identity);
+    run_identity(yaml, cfg_int(cfg, "seed"), "", identity);
     const char *dbpath = o->db ? o->db : cfg_str(cfg, "store.db");
     Store *store = NULL;
     int64_t run = -1;
@@ -248,6 +249,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     sigaction(SIGTERM, &sa, NULL);
 
     int *tok = alloc_touched((size_t)B * T * sizeof(int)), *tgt = alloc_touched((size_t)B * T * sizeof(int));
+    double train_mb = (double)(alloc_touched_bytes() - mem0) / (1024.0 * 1024.0);   // every buffer the step uses
     long idx[B];
     int len[B];
     Slice slices[B];
@@ -371,7 +373,12 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 }
                 eval_free(&r);
             }
-        if (store) store_eval(store, run, ev->task[0]->name, "train", "{}", "train_seconds", train_time, step);
+        if (store) {
+            // wall time includes the periodic validation; memory is every buffer allocated at start-up
+            store_eval(store, run, ev->task[0]->name, "train", "{}", "train_seconds", train_time, step);
+            store_eval(store, run, ev->task[0]->name, "train", "{}", "tokens_per_second", tokens_seen / train_time, step);
+            store_eval(store, run, ev->task[0]->name, "train", "{}", "memory_mb", train_mb, step);
+        }
         const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");
         if (out && out[0]) {
             if (checkpoint_save(&m, out, emsg, sizeof emsg) != 0) {

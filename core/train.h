@@ -19,9 +19,10 @@ typedef struct {
     void *progress_ctx;
 } TrainOptions;
 
-// The identity of a run: hash of its canonical config, seed and code version. A sweep skips a
-// run whose identity is already done.
-void run_identity(const char *canonical_yaml, long seed, const char *code_version, char out[17]);
+// The identity of a run: hash of its canonical config and seed, plus origin ("" for a trained
+// run; an imported checkpoint's path). A sweep skips a run whose identity is already done, whatever
+// code version trained it (each run records its code version; reports list them).
+void run_identity(const char *canonical_yaml, long seed, const char *origin, char out[17]);
 // What the store records about a run of this config and model on this machine (pointers into
 // the arguments: keep them alive while the RunInfo is used).
 RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, const char *yaml, const char *identity,
