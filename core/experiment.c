@@ -84,9 +84,71 @@ static int valid_name(const char *s) {
     return 1;
 }
 
+// claims: a list of {claim, check, task?, metric?}; the checks are parsed once the variants are known.
+static int read_claims(Reader *r, const yaml_node_t *v) {
+    Experiment *e = r->e;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_at(r, v, "claims: expected a list of {claim: TEXT, check: \"A > B; C ~ D\"}");
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *c = node(r, *it);
+        if (c->type != YAML_MAPPING_NODE) return fail_at(r, c, "claims: each claim is a mapping {claim: TEXT, check: \"A > B\"}");
+        e->claims = xrealloc(e->claims, (e->nclaims + 1) * sizeof(Claim));
+        Claim *cl = &e->claims[e->nclaims++];
+        *cl = (Claim){.line = (int)c->start_mark.line + 1, .col = (int)c->start_mark.column + 1};
+        for (yaml_node_pair_t *q = c->data.mapping.pairs.start; q < c->data.mapping.pairs.top; q++) {
+            yaml_node_t *k = node(r, q->key), *x = node(r, q->value);
+            const char *key = k->type == YAML_SCALAR_NODE ? scalar(k) : "";
+            char **slot = !strcmp(key, "claim") ? &cl->text : !strcmp(key, "check") ? &cl->check : !strcmp(key, "task") ? &cl->task
+                        : !strcmp(key, "metric") ? &cl->metric : NULL;
+            if (!slot) return fail_at(r, k, "claims: unknown key \"%s\"; a claim has: claim check task metric", key);
+            if (*slot) return fail_at(r, k, "claims: %s is given twice", key);
+            if (x->type != YAML_SCALAR_NODE || !*scalar(x)) return fail_at(r, x, "claims: %s: expected a non-empty text", key);
+            *slot = xstrdup(scalar(x));
+            if (slot == &cl->check) { cl->line = (int)x->start_mark.line + 1; cl->col = (int)x->start_mark.column + 1; }
+        }
+        if (!cl->text || !cl->check) return fail_at(r, c, "claims: each claim needs claim: (the paper's words) and check: (e.g. \"hybrid > attention\")");
+    }
+    return 0;
+}
+
+static int variant_index(const Experiment *e, const char *name) {
+    for (int i = 0; i < e->nvar; i++) if (!strcmp(e->var[i].name, name)) return i;
+    return -1;
+}
+
+// "A > B; C ~ D; E >= F": A better than B, C tied with D, E better than or tied with F (variant names).
+static int parse_check(Reader *r, Claim *cl) {
+    Experiment *e = r->e;
+    char *text = xstrdup(cl->check), *save = NULL;
+    int rc = 0;
+    for (char *term = strtok_r(text, ";", &save); term && !rc; term = strtok_r(NULL, ";", &save)) {
+        char a[128], b[128], ops[3] = "", extra;
+        int ok = sscanf(term, " %127[^ <>~=] %2[<>~=] %127[^ ;] %c", a, ops, b, &extra) == 3;
+        char op = !strcmp(ops, ">") ? '>' : !strcmp(ops, "<") ? '<' : !strcmp(ops, "~") ? '~' : !strcmp(ops, ">=") ? 'g' : 0;
+        if (!ok || !op) {
+            snprintf(r->err->msg, sizeof r->err->msg, "%.300s:%d:%d: claims: check: cannot read \"%.80s\"; write \"A > B\" (A better than B), "
+                     "\"A ~ B\" (tied) or \"A >= B\" (better or tied), several separated by ';'", e->path, cl->line, cl->col, term);
+            rc = -1; break;
+        }
+        int ia = variant_index(e, a), ib = variant_index(e, b);
+        if (ia < 0 || ib < 0 || ia == ib) {
+            char names[600] = "";
+            for (int i = 0; i < e->nvar; i++) snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", e->var[i].name);
+            snprintf(r->err->msg, sizeof r->err->msg, "%.300s:%d:%d: claims: check: %s%s%s is not a variant (or compares a variant with itself); "
+                     "variants: %s", e->path, cl->line, cl->col, ia < 0 ? a : "", ia < 0 ? "" : b, "", names);
+            rc = -1; break;
+        }
+        if (op == '<') { int t = ia; ia = ib; ib = t; op = '>'; }
+        cl->cmp = xrealloc(cl->cmp, (cl->ncmp + 1) * sizeof(Comparison));
+        cl->cmp[cl->ncmp++] = (Comparison){ia, ib, op};
+    }
+    free(text);
+    return rc;
+}
+
 static int read_top(Reader *r, const yaml_node_t *root) {
     Experiment *e = r->e;
-    static const char *const known = "name base set variants grid zip seeds lr baseline description";
+    static const char *const known = "name base set variants grid zip seeds lr baseline description paper claims";
     if (root->type != YAML_MAPPING_NODE) return fail_at(r, root, "an experiment file is a mapping (name:, base:, variants: ...)");
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(r, p->key), *v = node(r, p->value);
@@ -99,12 +161,15 @@ static int read_top(Reader *r, const yaml_node_t *root) {
         for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p; q++)
             if (!strcmp(scalar(node(r, q->key)), key)) return fail_at(r, k, "%s is given twice", key);
         int is_scalar = v->type == YAML_SCALAR_NODE;
-        if (!strcmp(key, "name") || !strcmp(key, "base") || !strcmp(key, "baseline") || !strcmp(key, "description")) {
+        if (!strcmp(key, "name") || !strcmp(key, "base") || !strcmp(key, "baseline") || !strcmp(key, "description") ||
+            !strcmp(key, "paper")) {
             if (!is_scalar || !*scalar(v)) return fail_at(r, k, "%s: expected a non-empty text", key);
             if (!strcmp(key, "name")) {
                 if (!valid_name(scalar(v))) return fail_at(r, v, "name: use letters, digits and _-:.+ only");
                 e->name = xstrdup(scalar(v));
             } else if (!strcmp(key, "baseline")) e->baseline = xstrdup(scalar(v));
+            else if (!strcmp(key, "description")) e->description = xstrdup(scalar(v));
+            else if (!strcmp(key, "paper")) e->paper = xstrdup(scalar(v));
             else if (!strcmp(key, "base")) {
                 // relative to the experiment file's directory
                 const char *slash = strrchr(e->path, '/');
@@ -145,6 +210,8 @@ static int read_top(Reader *r, const yaml_node_t *root) {
             if (read_list(r, v, "seeds", &e->seeds, &e->nseeds)) return -1;
         } else if (!strcmp(key, "lr")) {
             if (read_list(r, v, "lr", &e->lrs, &e->nlr)) return -1;
+        } else if (!strcmp(key, "claims")) {
+            if (read_claims(r, v)) return -1;
         }
     }
     if (!e->base) return fail_at(r, root, "base: missing; name the config file every run starts from");
@@ -158,6 +225,8 @@ static int read_top(Reader *r, const yaml_node_t *root) {
         for (int i = 0; i < e->nvar; i++) found |= !strcmp(e->var[i].name, e->baseline);
         if (!found) return fail_at(r, root, "baseline: \"%s\" is not one of the variants", e->baseline);
     } else e->baseline = xstrdup(e->var[0].name);
+    for (int i = 0; i < e->nclaims; i++)   // variants may be declared after the claims
+        if (parse_check(r, &e->claims[i])) return -1;
     if (!e->name) {   // the file name without directory and .yaml
         const char *b = strrchr(e->path, '/');
         b = b ? b + 1 : e->path;
@@ -220,6 +289,12 @@ void experiment_free(Experiment *e) {
     free_axes(e->zip, e->nzip);
     free_strs(e->seeds, e->nseeds);
     free_strs(e->lrs, e->nlr);
+    free(e->description); free(e->paper);
+    for (int i = 0; i < e->nclaims; i++) {
+        Claim *c = &e->claims[i];
+        free(c->text); free(c->check); free(c->task); free(c->metric); free(c->cmp);
+    }
+    free(e->claims);
     memset(e, 0, sizeof *e);
 }
 

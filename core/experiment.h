@@ -12,6 +12,14 @@
 //   seeds: [1, 2, 3]                # default: the base config's seed
 //   lr: [1e-3, 3e-3]                # learning-rate axis; reports keep the best lr per variant
 //   baseline: attention             # the variant others are compared with (default: the first)
+//   description: "..."              # what the experiment asks (shown at the top of its report)
+//   paper: "Jamba (arXiv 2403.19887), Table 4"    # where the claims come from
+//   claims:                         # the paper's claims, checked by `hlab report` against the runs
+//     - claim: "1:3 and 1:7 perform about the same"
+//       check: "hybrid-1to3 ~ hybrid-1to7; hybrid-1to7 > attention"   # A > B: A better; A ~ B: tied
+//       task: bytes                 # optional: the task whose headline metric is compared
+//       metric: bpb                 # optional: another test metric (format_adherence, exact_match),
+//                                   # or tokens_per_second, memory_mb, train_seconds
 //
 // Runs are expanded variant-major: variant x grid x zip x lr x seed, and each run's config is
 // the base file with, in order, set, the variant, the grid point, the zip point, train.lr, seed.
@@ -32,6 +40,16 @@ typedef struct {
     int line, col;
 } Variant;
 
+// One comparison of a claim: variant a is better than (op '>'), tied with ('~'), or better than or
+// tied with ('g', written ">=") variant b.
+typedef struct { int a, b; char op; } Comparison;
+
+typedef struct {
+    char *text, *check, *task, *metric;   // task, metric: NULL for the headline of every task
+    Comparison *cmp; int ncmp;
+    int line, col;
+} Claim;
+
 typedef struct {
     char *path;                 // the experiment file
     char *name, *base, *baseline;
@@ -41,6 +59,8 @@ typedef struct {
     Axis *zip; int nzip;
     char **seeds; int nseeds;   // as text (empty: the base config's seed)
     char **lrs; int nlr;        // as text (empty: the base config's train.lr)
+    char *description, *paper; // NULL when not given
+    Claim *claims; int nclaims;
 } Experiment;
 
 typedef struct {

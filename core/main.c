@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 #include "eval_cmd.h"
 #include "export.h"
+#include "report.h"
 #include "runs_cmd.h"
 #include "sweep.h"
 #include "task.h"
@@ -30,6 +31,9 @@ static const char *usage =
     "        expand an experiment, print the plan, train every run the store does not have yet\n"
     "  sweep EXP.yaml --emit-slurm [--shards N] [--db OUT.db]\n"
     "        a Slurm job-array script: one shard per array task into its own store, then a merge\n"
+    "  report EXP.yaml [--db PATH] [--out DIR] [--quiet]\n"
+    "        the experiment's page: tables (mean +- sd over seeds), the paper's claims checked, plots\n"
+    "        (gnuplot); writes DIR/report.md and DIR/report.html (default DIR: reports/NAME)\n"
     "  runs [--db PATH] [--experiment E] [--variant V] [--status S] [--where KEY<op>VALUE]...\n"
     "        list runs with their test scores; --where filters on any config key (= != < <= > >=)\n"
     "  export runs|metrics|evals [same filters] [--db PATH] [--out FILE.csv]\n"
@@ -203,6 +207,14 @@ static int cmd_sweep(int argc, char **argv) {
             bad_usage("--shard expects I/N with 0 <= I < N, e.g. 0/4, not \"%s\"", a.shard);
     }
     return sweep_main(&o);
+}
+
+static int cmd_report(int argc, char **argv) {
+    Args a;
+    parse_args(argc, argv, &a, " db out quiet ", 1);
+    if (!a.positional) bad_usage("report needs an experiment file%s", "");
+    ReportOptions o = {.exp = a.positional, .db = a.db, .out = a.out, .quiet = a.quiet};
+    return report_main(&o);
 }
 
 static int cmd_eval(int argc, char **argv) {
@@ -384,6 +396,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc, argv);
+    if (!strcmp(cmd, "report")) return cmd_report(argc, argv);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
