@@ -400,3 +400,11 @@ void experiment_free_runs(PlannedRun *runs, int n) {
     }
     free(runs);
 }
+
+int experiment_open(Experiment *e, const char *path, PlannedRun **runs) {
+    ConfError err;
+    if (experiment_load(e, path, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); return -1; }
+    int n = experiment_expand(e, runs, &err);
+    if (n < 0) { fprintf(stderr, "hlab: %s\n", err.msg); experiment_free(e); }
+    return n;
+}

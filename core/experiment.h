@@ -81,3 +81,6 @@ void experiment_free(Experiment *e);
 // error located in the experiment file.
 int experiment_expand(const Experiment *e, PlannedRun **runs, ConfError *err);
 void experiment_free_runs(PlannedRun *runs, int n);
+// experiment_load + experiment_expand, the error printed on stderr ("hlab: FILE:LINE:COL: ...").
+// Returns the number of runs, or -1 (nothing to free).
+int experiment_open(Experiment *e, const char *path, PlannedRun **runs);

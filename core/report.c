@@ -436,11 +436,9 @@ static void free_report(Report *R) {
 
 int report_main(const ReportOptions *o) {
     Experiment e;
-    ConfError err;
-    if (experiment_load(&e, o->exp, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
     PlannedRun *plan;
-    int n = experiment_expand(&e, &plan, &err);
-    if (n < 0) { fprintf(stderr, "hlab: %s\n", err.msg); experiment_free(&e); return EXIT_BADINPUT; }
+    int n = experiment_open(&e, o->exp, &plan);
+    if (n < 0) return EXIT_BADINPUT;
     Report R = {.e = &e, .plan = plan, .nplan = n, .run = xcalloc(n, sizeof(RunData))};
     R.db = o->db ? o->db : cfg_str(&plan[0].cfg, "store.db");
     char outdir[4096], msg[1024];

@@ -218,11 +218,9 @@ static void emit_slurm(const Experiment *e, const SweepOptions *o, int nruns) {
 
 int sweep_main(const SweepOptions *o) {
     Experiment e;
-    ConfError err;
-    if (experiment_load(&e, o->exp, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
     PlannedRun *runs;
-    int n = experiment_expand(&e, &runs, &err);
-    if (n < 0) { fprintf(stderr, "hlab: %s\n", err.msg); experiment_free(&e); return EXIT_BADINPUT; }
+    int n = experiment_open(&e, o->exp, &runs);
+    if (n < 0) return EXIT_BADINPUT;
     char (*ident)[17] = xmalloc((size_t)n * sizeof *ident);
     for (int i = 0; i < n; i++) {
         char *yaml = config_canonical_yaml(&runs[i].cfg);
