@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 make -s all
 db=results/ablations.db
 exps=("$@")
-[ ${#exps[@]} -gt 0 ] || exps=(jamba-ratio jamba-rope jamba-moe jamba-icl zamba-shared mamba-versions niah-lengths context-scaling)
+[ ${#exps[@]} -gt 0 ] || exps=(jamba-ratio jamba-rope jamba-moe jamba-icl zamba-shared mamba-versions niah-lengths context-scaling mqar-width)
 for e in "${exps[@]}"; do
     ./hlab sweep "experiments/$e.yaml" --db "$db" --jobs 2 --quiet
     ./hlab report "experiments/$e.yaml" --db "$db"
