@@ -313,6 +313,7 @@ static void claims_section(Report *R) {
                       "and is inconclusive otherwise; `A ~ B` agrees when the difference is within 2 SE or 1%%; `A >= B` "
                       "when A is not worse beyond that. With 2-3 seeds these are rough tests, not significance tests.");
     const char *head[] = {"claim", "check", "measured", "verdict"};
+    R->verdict = xcalloc(e->nclaims, sizeof(char *));
     char **cells = xcalloc((size_t)e->nclaims * 4, sizeof(char *));
     for (int i = 0; i < e->nclaims; i++) {
         const Claim *cl = &e->claims[i];
@@ -343,6 +344,9 @@ static void claims_section(Report *R) {
         const char *verdict = !total ? "not measured" : disagree ? (agree ? "**mixed**" : "**disagrees**")
                             : agree == total ? "**agrees**" : "inconclusive";
         cells[i * 4 + 3] = none && total ? fmt("%s (%d of %d comparisons had runs)", verdict, total, total + none) : xstrdup(verdict);
+        R->verdict[i] = xstrdup(verdict + (verdict[0] == '*' ? 2 : 0));
+        char *star = strchr(R->verdict[i], '*');
+        if (star) *star = 0;
     }
     doc_table(&R->doc, 4, head, e->nclaims, cells, NULL, "llll");
     for (int i = 0; i < e->nclaims * 4; i++) free(cells[i]);
@@ -432,6 +436,8 @@ static void free_report(Report *R) {
     for (int i = 0; i < R->ng; i++) free(R->g[i].runs);
     free(R->g);
     free(R->task);
+    for (int i = 0; R->verdict && i < R->e->nclaims; i++) free(R->verdict[i]);
+    free(R->verdict);
 }
 
 int report_main(const ReportOptions *o) {
@@ -502,6 +508,8 @@ int report_main(const ReportOptions *o) {
     if (!o->quiet)
         printf("report: %s/report.md and %s/report.html (%d of %d runs, %d plots%s)\n", outdir, outdir, found, n, R.nplots,
                R.plots.gnuplot_ok ? "" : " written as data and scripts only: no gnuplot");
+    for (int i = 0; !o->quiet && R.verdict && i < e.nclaims; i++)
+        printf("  %-13s %s\n", R.verdict[i], e.claims[i].text);
     if (R.plots.nfailed) fprintf(stderr, "hlab: report: %d plot(s) failed in gnuplot; see the .log files in %s/plots\n", R.plots.nfailed, outdir);
 out:
     store_close(store);

@@ -42,6 +42,7 @@ typedef struct {
     Plots plots;
     Doc doc;
     int nplots;
+    char **verdict;                  // per claim, for the terminal ("agrees", "inconclusive" ...)
 } Report;
 
 // The value of a run's end-of-training evaluation (NaN when absent); slice NULL means "{}".

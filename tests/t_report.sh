@@ -46,6 +46,7 @@ $H sweep "$tmp/exp.yaml" --db "$db" --quiet --jobs 2 > /dev/null 2>&1
 $H report "$tmp/exp.yaml" --db "$db" --out "$out" > "$tmp/o1" 2>&1; rc=$?
 check "report of 8 runs: exit 0, says where ($rc)" "[ $rc = 0 ] && grep -q \"report: $out/report.md and $out/report.html (8 of 8 runs, [0-9]* plots)\" '$tmp/o1'"
 md="$out/report.md"
+check "the terminal gets each claim's verdict" "grep -qE '^  (agrees|disagrees|mixed|inconclusive) +The hybrid finds the needle better$' '$tmp/o1' && grep -qE '^  [a-z]+ +Exact match is the same$' '$tmp/o1'"
 check "the title, description and paper" "head -1 '$md' | grep -qx '# fixture' && grep -q 'A tiny fixture' '$md' && grep -q 'Reproduces: the fixture paper, Table 1.' '$md'"
 check "a summary table for the niah task with every variant at both points" \
   "grep -q '^## Task \`niah\`: test accuracy (higher is better)' '$md' && grep -q '^| variant | point | test accuracy | Δ vs attention | valid accuracy | format adherence | params (active) | tokens/s | memory MB | train s |' '$md' && [ \$(grep -cE '^\| (attention|hybrid) \| model.d_model=(8|16) \|' '$md') = 4 ]"
