@@ -99,8 +99,8 @@ static int read_claims(Reader *r, const yaml_node_t *v) {
             yaml_node_t *k = node(r, q->key), *x = node(r, q->value);
             const char *key = k->type == YAML_SCALAR_NODE ? scalar(k) : "";
             char **slot = !strcmp(key, "claim") ? &cl->text : !strcmp(key, "check") ? &cl->check : !strcmp(key, "task") ? &cl->task
-                        : !strcmp(key, "metric") ? &cl->metric : NULL;
-            if (!slot) return fail_at(r, k, "claims: unknown key \"%s\"; a claim has: claim check task metric", key);
+                        : !strcmp(key, "metric") ? &cl->metric : !strcmp(key, "at") ? &cl->at : NULL;
+            if (!slot) return fail_at(r, k, "claims: unknown key \"%s\"; a claim has: claim check task metric at", key);
             if (*slot) return fail_at(r, k, "claims: %s is given twice", key);
             if (x->type != YAML_SCALAR_NODE || !*scalar(x)) return fail_at(r, x, "claims: %s: expected a non-empty text", key);
             *slot = xstrdup(scalar(x));
@@ -292,7 +292,7 @@ void experiment_free(Experiment *e) {
     free(e->description); free(e->paper);
     for (int i = 0; i < e->nclaims; i++) {
         Claim *c = &e->claims[i];
-        free(c->text); free(c->check); free(c->task); free(c->metric); free(c->cmp);
+        free(c->text); free(c->check); free(c->task); free(c->metric); free(c->at); free(c->cmp);
     }
     free(e->claims);
     memset(e, 0, sizeof *e);

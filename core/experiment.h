@@ -20,6 +20,7 @@
 //       task: bytes                 # optional: the task whose headline metric is compared
 //       metric: bpb                 # optional: another test metric (format_adherence, exact_match),
 //                                   # or tokens_per_second, memory_mb, train_seconds
+//       at: "data.seq_len=1024"     # optional: only the grid points whose label contains this
 //
 // Runs are expanded variant-major: variant x grid x zip x lr x seed, and each run's config is
 // the base file with, in order, set, the variant, the grid point, the zip point, train.lr, seed.
@@ -46,6 +47,7 @@ typedef struct { int a, b; char op; } Comparison;
 
 typedef struct {
     char *text, *check, *task, *metric;   // task, metric: NULL for the headline of every task
+    char *at;                             // NULL, or only the points whose label contains it
     Comparison *cmp; int ncmp;
     int line, col;
 } Claim;

@@ -325,6 +325,7 @@ static void claims_section(Report *R) {
             const char *metric = cl->metric ? cl->metric : ti->metric;
             int lower = cl->metric ? metric_lower_better(cl->metric) : ti->lower;
             for (int p = 0; p < R->npoints; p++) {
+                if (cl->at && !strstr(R->points[p], cl->at)) continue;
                 // only the points where some variant has this task (a grid over tasks has others)
                 int present = 0;
                 for (int gi = 0; gi < R->ng && !present; gi++)
@@ -339,7 +340,8 @@ static void claims_section(Report *R) {
             }
         }
         cells[i * 4] = xstrdup(cl->text);
-        cells[i * 4 + 1] = fmt("`%s`%s%s", cl->check, cl->task ? " on " : "", cl->task ? cl->task : "");
+        cells[i * 4 + 1] = fmt("`%s`%s%s%s%s%s%s", cl->check, cl->metric ? " by " : "", cl->metric ? cl->metric : "",
+                               cl->task ? " on " : "", cl->task ? cl->task : "", cl->at ? " at " : "", cl->at ? cl->at : "");
         cells[i * 4 + 2] = xstrdup(total ? measured : "no runs to compare");
         const char *verdict = !total ? "not measured" : disagree ? (agree ? "**mixed**" : "**disagrees**")
                             : agree == total ? "**agrees**" : "inconclusive";
