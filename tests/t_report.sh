@@ -36,6 +36,9 @@ claims:
     check: "hybrid ~ attention"
     task: niah
     metric: exact_match
+  - claim: "Wider is measured alone"
+    check: "hybrid >= attention"
+    at: "model.d_model=16"
 Y
 db="$tmp/f.db"; out="$tmp/rep"
 
@@ -60,6 +63,8 @@ bolds=$(grep -cE '^\| (attention|hybrid) \| model.d_model=[0-9]+ \| \*\*' "$md")
 check "one best (bold) per point ($bolds)" "[ $bolds -ge 2 ]"
 check "the claims table with a verdict per claim" \
   "grep -q '^| claim | check | measured | verdict |' '$md' && grep -E '^\| The hybrid finds the needle better \|' '$md' | grep -qE '\*\*(agrees|disagrees|mixed)\*\*|inconclusive' && grep -E '^\| Exact match is the same \|' '$md' | grep -q 'hybrid [0-9.]* vs attention'"
+check "a claim restricted to one point compares there only" \
+  "grep -E '^\| Wider is measured alone \|' '$md' | grep -q 'at model.d_model=16)' && ! grep -E '^\| Wider is measured alone \|' '$md' | grep -q 'd_model=8'"
 check "provenance: store, code version, machine, the commands" \
   "grep -q 'Store \`$db\`: 8 of 8 planned runs' '$md' && grep -q '^- Code version' '$md' && grep -q '^- Machine' '$md' && grep -q '^./hlab sweep $tmp/exp.yaml --db $db' '$md'"
 check "runs.csv: a row per run, task and metric" "[ \$(grep -c '^hybrid,\"model.d_model=8\",,1,' '$out/runs.csv') -ge 4 ] && head -1 '$out/runs.csv' | grep -q '^variant,point,lr,seed,run_id'"
