@@ -360,7 +360,24 @@ int plot_lines(Plots *p, const LinePlot *lp) {
         // a little room left and right so end points and error bars are not cut by the border
         fputs("set autoscale xfix\nset offsets graph 0.03, graph 0.03, 0, 0\n", f);
     } else if (ndraw) gp_pad(f, "x", xr[0], logx);
-    if (logx) fputs("set logscale x\n", f);
+    if (logx) {
+        // few distinct x values (lengths, widths): a tic at each, else a log axis may label one
+        double xs[16];
+        int nx = 0;
+        for (int s = 0; s < ns && nx <= 12; s++)
+            for (int i = 0; i < lp->npts[s] && nx <= 12; i++) {
+                double x = lp->x[s][i];
+                int seen = !isfinite(x) || x <= 0;
+                for (int k = 0; k < nx && !seen; k++) seen = xs[k] == x;
+                if (!seen) xs[nx++] = x;
+            }
+        fputs("set logscale x\n", f);
+        if (nx <= 12) {
+            fputs("set xtics (", f);
+            for (int k = 0; k < nx; k++) fprintf(f, "%s%.9g", k ? ", " : "", xs[k]);
+            fputs(")\n", f);
+        }
+    }
     if (logy) fputs("set logscale y\n", f);
     if (ndraw && yr[0] == yr[1] && !isfinite(lp->ymin) && !isfinite(lp->ymax)) gp_pad(f, "y", yr[0], logy);
     else gp_range(f, "y", lp->ymin, lp->ymax);

@@ -317,14 +317,20 @@ void report_task_plots(Report *R, const TaskInfo *t) {
 // ---------------------------------------------------------------------------------------------
 // numeric axes of the experiment: score, throughput and memory against each
 
-// The point label without "key=value": what the other axes are at this point.
-static void rest_of_point(const char *point, const char *key, char *out, size_t cap) {
+// The point label without the axis' "key=value" (and, for the zipped axes, every zipped key's,
+// as they advance together): what the other axes are at this point.
+static void rest_of_point(const Experiment *e, const char *point, const Axis *ax, char *out, size_t cap) {
     out[0] = 0;
+    int zipped = ax >= e->zip && ax < e->zip + e->nzip;
     char *copy = xstrdup(point), *save = NULL;
-    size_t kl = strlen(key);
     for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (!strncmp(tok, key, kl) && tok[kl] == '=') continue;
-        snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "", tok);
+        int drop = 0;
+        for (int z = 0; z < (zipped ? e->nzip : 1) && !drop; z++) {
+            const char *key = zipped ? e->zip[z].key : ax->key;
+            size_t kl = strlen(key);
+            drop = !strncmp(tok, key, kl) && tok[kl] == '=';
+        }
+        if (!drop) snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "", tok);
     }
     free(copy);
 }
@@ -343,14 +349,15 @@ static void axis_plot(Report *R, const Axis *ax, const TaskInfo *t, const char *
         Stat s = group_stat(R, g, t ? t->name : NULL, "test", metric);
         if (!s.n) continue;
         char rest[300], label[300];
-        rest_of_point(R->points[g->point], ax->key, rest, sizeof rest);
+        rest_of_point(R->e, R->points[g->point], ax, rest, sizeof rest);
         snprintf(label, sizeof label, "%s%s%s", R->e->var[g->variant].name, rest[0] ? " " : "", rest);
         int k = 0;
         while (k < ns && strcmp(labels[k], label)) k++;
         if (k == ns) {
             if (ns == MAXS) continue;
             snprintf(labels[ns], sizeof labels[ns], "%s", label);
-            names[ns] = labels[ns]; color[ns] = ns; np[ns] = 0;
+            // a variant keeps its colour when it has one line
+            names[ns] = labels[ns]; color[ns] = rest[0] ? ns : g->variant; np[ns] = 0;
             xs[ns] = X[ns]; ys[ns] = Y[ns]; lo[ns] = LO[ns]; hi[ns] = HI[ns];
             ns++;
         }
@@ -363,6 +370,8 @@ static void axis_plot(Report *R, const Axis *ax, const TaskInfo *t, const char *
     char name[200], title[600];
     plot_name(name, sizeof name, stem, ax->key, -1, 1);
     snprintf(title, sizeof title, "%s against %s (mean ± sd over seeds)", ylabel, ax->key);
+    if (ax >= R->e->zip && ax < R->e->zip + R->e->nzip && R->e->nzip > 1)
+        snprintf(title + strlen(title), sizeof title - strlen(title), "; zipped with %d other axis", R->e->nzip - 1);
     double lo_x = INFINITY, hi_x = -INFINITY;
     for (int s = 0; s < ns; s++) for (int k = 0; k < np[s]; k++) { if (X[s][k] < lo_x) lo_x = X[s][k]; if (X[s][k] > hi_x) hi_x = X[s][k]; }
     int acc = t && !t->lower && !strcmp(metric, t->metric);
