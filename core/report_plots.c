@@ -189,6 +189,12 @@ static Stat slice_stat(const Report *R, const Group *g, const TaskInfo *t, const
 
 static void fmt_num(char *out, size_t cap, double v) { snprintf(out, cap, "%g", v); }
 
+// An axis title for a slice member, with its unit where the tasks define one.
+static const char *slice_axis(const char *key) {
+    return !strcmp(key, "context") ? "context length (tokens)" : !strcmp(key, "depth") ? "needle depth (% of the context)"
+         : !strcmp(key, "shots") ? "shots in the prompt" : key;
+}
+
 // One line per variant of the score against the first slice member (averaged over the second).
 static void slice_lines(Report *R, const TaskInfo *t, const Slices *S, int p) {
     double xv[256];
@@ -220,7 +226,7 @@ static void slice_lines(Report *R, const TaskInfo *t, const Slices *S, int p) {
              S->nkeys > 1 ? S->key[1] : "", S->nkeys > 1 ? ")" : "");
     if (R->npoints > 1) snprintf(title + strlen(title), sizeof title - strlen(title), ", %s", R->points[p]);
     snprintf(ylabel, sizeof ylabel, "test %s", t->metric);
-    LinePlot lp = {.name = name, .title = title, .xlabel = S->key[0], .ylabel = ylabel, .nseries = ns, .series = names,
+    LinePlot lp = {.name = name, .title = title, .xlabel = slice_axis(S->key[0]), .ylabel = ylabel, .nseries = ns, .series = names,
                    .color = color, .npts = np, .x = xs, .y = ys, .lo = lo, .hi = hi, .errorbars = 1,
                    .logx = xv[0] > 0 && xv[nx - 1] / xv[0] >= 8, .ymin = t->lower ? NAN : 0, .ymax = t->lower ? NAN : 1.02,
                    .key_pos = "bottom left"};
@@ -248,7 +254,7 @@ static void slice_heatmaps(Report *R, const TaskInfo *t, const Slices *S, int p)
         snprintf(title, sizeof title, "%s, %s: test %s by %s and %s (mean of %d seed%s)", t->name, R->e->var[g->variant].name,
                  t->metric, S->key[0], S->key[1], g->nruns, g->nruns > 1 ? "s" : "");
         if (R->npoints > 1) snprintf(title + strlen(title), sizeof title - strlen(title), ", %s", R->points[p]);
-        HeatPlot hp = {.name = name, .title = title, .xlabel = S->key[0], .ylabel = S->key[1], .cblabel = t->metric, .nx = nx,
+        HeatPlot hp = {.name = name, .title = title, .xlabel = slice_axis(S->key[0]), .ylabel = slice_axis(S->key[1]), .cblabel = t->metric, .nx = nx,
                        .ny = ny, .xlabels = xlab, .ylabels = ylab, .z = z, .zmin = 0, .zmax = 1, .reverse_y = 1};
         plot_heatmap(&R->plots, &hp);
         place(R, name, title);
