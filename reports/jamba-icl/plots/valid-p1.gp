@@ -1,0 +1,29 @@
+# valid-p1.gp: lines with bands: Validation: data.task=icl
+# Redraw after editing: run `gnuplot valid-p1.gp` in this directory; it writes valid-p1.png and valid-p1.svg.
+# Data: valid-p1.csv (columns series,x,y,lo,hi; one block per series, `index s` selects series s).
+
+set encoding utf8
+set datafile separator comma
+set terminal pngcairo size 900,560 font 'sans,11' noenhanced
+set title 'Validation: data.task=icl'
+set xlabel 'step'
+set ylabel 'validation accuracy'
+set key bottom right
+set border 3
+set tics nomirror
+set grid back lt 1 lc rgb '#E6E6E6'
+set autoscale xfix
+set offsets graph 0.03, graph 0.03, 0, 0
+set output 'valid-p1.png'
+plot \
+    'valid-p1.csv' index 0 using 2:4:5 with filledcurves fs transparent solid 0.2 noborder lc rgb '#0072B2' notitle, \
+    'valid-p1.csv' index 1 using 2:4:5 with filledcurves fs transparent solid 0.2 noborder lc rgb '#E69F00' notitle, \
+    'valid-p1.csv' index 2 using 2:4:5 with filledcurves fs transparent solid 0.2 noborder lc rgb '#009E73' notitle, \
+    'valid-p1.csv' index 0 using 2:3 with linespoints lc rgb '#0072B2' lw 2 pt 7 ps 0.6 title 'attention', \
+    'valid-p1.csv' index 1 using 2:3 with linespoints lc rgb '#E69F00' lw 2 pt 7 ps 0.6 title 'mamba', \
+    'valid-p1.csv' index 2 using 2:3 with linespoints lc rgb '#009E73' lw 2 pt 7 ps 0.6 title 'hybrid'
+
+set terminal svg size 900,560 dynamic noenhanced font 'sans,11'
+set output 'valid-p1.svg'
+replot
+unset output
