@@ -15,7 +15,7 @@ set border 3
 set ytics nomirror
 set grid ytics back lt 1 lc rgb '#E6E6E6'
 set xrange [-0.5:0.5]
-set xtics scale 0 ('data.task=mqar' 0)
+set xtics scale 0 ('data.task=mqar data.mqar.no_collisions=true' 0)
 set yrange [0:1.05]
 # a missing sd draws an error bar of length 0 (hidden by the bar's top)
 sd(c) = valid(c) ? column(c) : 0

@@ -1,11 +1,11 @@
-# icl-by-shots-p1.gp: lines with error bars: icl: test accuracy by shots, data.task=icl
+# icl-by-shots-p1.gp: lines with error bars: icl: test accuracy by shots, data.task=icl data.mqar.no_collisions=false
 # Redraw after editing: run `gnuplot icl-by-shots-p1.gp` in this directory; it writes icl-by-shots-p1.png and icl-by-shots-p1.svg.
 # Data: icl-by-shots-p1.csv (columns series,x,y,lo,hi; one block per series, `index s` selects series s).
 
 set encoding utf8
 set datafile separator comma
 set terminal pngcairo size 900,560 font 'sans,11' noenhanced
-set title 'icl: test accuracy by shots, data.task=icl'
+set title 'icl: test accuracy by shots, data.task=icl data.mqar.no_collisions=false'
 set xlabel 'shots in the prompt'
 set ylabel 'test accuracy'
 set key bottom left

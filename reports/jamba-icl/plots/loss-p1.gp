@@ -1,11 +1,11 @@
-# loss-p1.gp: lines with bands: Training loss: data.task=icl
+# loss-p1.gp: lines with bands: Training loss: data.task=icl data.mqar.no_collisions=false
 # Redraw after editing: run `gnuplot loss-p1.gp` in this directory; it writes loss-p1.png and loss-p1.svg.
 # Data: loss-p1.csv (columns series,x,y,lo,hi; one block per series, `index s` selects series s).
 
 set encoding utf8
 set datafile separator comma
 set terminal pngcairo size 900,560 font 'sans,11' noenhanced
-set title 'Training loss: data.task=icl'
+set title 'Training loss: data.task=icl data.mqar.no_collisions=false'
 set xlabel 'step'
 set ylabel 'training loss (nats/token)'
 set key top right

@@ -1,11 +1,11 @@
-# loss-p2.gp: lines with bands: Training loss: data.task=mqar
+# loss-p2.gp: lines with bands: Training loss: data.task=mqar data.mqar.no_collisions=true
 # Redraw after editing: run `gnuplot loss-p2.gp` in this directory; it writes loss-p2.png and loss-p2.svg.
 # Data: loss-p2.csv (columns series,x,y,lo,hi; one block per series, `index s` selects series s).
 
 set encoding utf8
 set datafile separator comma
 set terminal pngcairo size 900,560 font 'sans,11' noenhanced
-set title 'Training loss: data.task=mqar'
+set title 'Training loss: data.task=mqar data.mqar.no_collisions=true'
 set xlabel 'step'
 set ylabel 'training loss (nats/token)'
 set key top right

@@ -1,11 +1,11 @@
-# valid-p1.gp: lines with bands: Validation: data.task=icl
+# valid-p1.gp: lines with bands: Validation: data.task=icl data.mqar.no_collisions=false
 # Redraw after editing: run `gnuplot valid-p1.gp` in this directory; it writes valid-p1.png and valid-p1.svg.
 # Data: valid-p1.csv (columns series,x,y,lo,hi; one block per series, `index s` selects series s).
 
 set encoding utf8
 set datafile separator comma
 set terminal pngcairo size 900,560 font 'sans,11' noenhanced
-set title 'Validation: data.task=icl'
+set title 'Validation: data.task=icl data.mqar.no_collisions=false'
 set xlabel 'step'
 set ylabel 'validation accuracy'
 set key bottom right

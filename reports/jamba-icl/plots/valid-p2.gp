@@ -1,11 +1,11 @@
-# valid-p2.gp: lines with bands: Validation: data.task=mqar
+# valid-p2.gp: lines with bands: Validation: data.task=mqar data.mqar.no_collisions=true
 # Redraw after editing: run `gnuplot valid-p2.gp` in this directory; it writes valid-p2.png and valid-p2.svg.
 # Data: valid-p2.csv (columns series,x,y,lo,hi; one block per series, `index s` selects series s).
 
 set encoding utf8
 set datafile separator comma
 set terminal pngcairo size 900,560 font 'sans,11' noenhanced
-set title 'Validation: data.task=mqar'
+set title 'Validation: data.task=mqar data.mqar.no_collisions=true'
 set xlabel 'step'
 set ylabel 'validation accuracy'
 set key bottom right
