@@ -1,4 +1,5 @@
 // main.c: the `hlab` command line.
+#include "bench.h"
 #include "checkpoint.h"
 #include "eval_cmd.h"
 #include "export.h"
@@ -44,6 +45,7 @@ static const char *usage =
     "        each token predicting the next), optionally writing every parameter's gradient\n"
     "  data export CONFIG [--set KEY=VALUE]... [--split train|valid|test] [--limit N] [--out FILE]\n"
     "        the task's generated examples as JSON Lines (tokens, targets, slice), for other models\n"
+    "  bench sgemm [--quick]   this machine's sgemm GFLOP/s: 1 thread, OpenBLAS threads, our row split\n"
     "  keys [--markdown]   every config key with its type, default and meaning\n"
     "  version             code version, BLAS core, CPU\n";
 
@@ -207,6 +209,16 @@ static int cmd_sweep(int argc, char **argv) {
             bad_usage("--shard expects I/N with 0 <= I < N, e.g. 0/4, not \"%s\"", a.shard);
     }
     return sweep_main(&o);
+}
+
+static int cmd_bench(int argc, char **argv) {
+    if (argc < 3 || strcmp(argv[2], "sgemm")) bad_usage("bench needs what to measure: sgemm%s", "");
+    BenchOptions o = {0};
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) o.quick = 1;
+        else bad_usage("unknown option \"%s\" for bench sgemm", argv[i]);
+    }
+    return bench_sgemm_main(&o);
 }
 
 static int cmd_report(int argc, char **argv) {
@@ -397,6 +409,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc, argv);
     if (!strcmp(cmd, "report")) return cmd_report(argc, argv);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc, argv);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);

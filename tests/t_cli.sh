@@ -143,4 +143,11 @@ check "eval of an unknown task: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'unknown t
 # the key reference in docs/ is generated from the key tables and must not drift
 check "docs/config-keys.md matches ./hlab keys --markdown" "diff -q <(tail -n +7 docs/config-keys.md) <($H keys --markdown) > /dev/null"
 
+# the sgemm yardstick: its table's form (the numbers are the machine's; no test times anything)
+$H bench sgemm --quick > "$tmp/bench" 2>&1; rc=$?
+check "bench sgemm --quick: header with CPU and BLAS core, one product row of 3 positive GFLOP/s, the peak line (exit $rc)" \
+  "[ $rc = 0 ] && grep -q '^sgemm GFLOP/s on .*OpenBLAS core ' '$tmp/bench' && awk '/^square +256 +256 +256/ { ok = \$5 > 0 && \$6 > 0 && \$7 > 0 } END { exit !ok }' '$tmp/bench' && grep -qE '^peak: [0-9.]+ GFLOP/s on 1 thread, [0-9.]+ on [0-9]+ threads' '$tmp/bench'"
+$H bench flops > "$tmp/bench2" 2>&1; rc=$?
+check "bench with an unknown measurement: exit 2, says what exists" "[ $rc = 2 ] && grep -q 'bench needs what to measure: sgemm' '$tmp/bench2'"
+
 echo "$pass passed, $fail failed"
