@@ -1,4 +1,6 @@
-// bench.c: `hlab bench sgemm`: the machine's own single-precision matrix-product peak, the
+// bench.c: `hlab bench sgemm` and `hlab bench train`.
+//
+// `hlab bench sgemm`: the machine's own single-precision matrix-product peak, the
 // yardstick every training-throughput number is divided by (issue 7). It measures cblas_sgemm on
 // square products and on the shapes a training step issues (rows = batch x time, columns = a
 // projection's width), three ways:
@@ -10,7 +12,12 @@
 // untimed call (first touch, BLAS buffers).
 #include "bench.h"
 #include "common.h"
+#include "info.h"
+#include "keys.h"
 #include "machine.h"
+#include "model.h"
+#include "ops.h"
+#include "optim.h"
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -96,4 +103,74 @@ int bench_sgemm_main(const BenchOptions *o) {
     printf("peak: %.1f GFLOP/s on 1 thread, %.1f on %d threads (best of BLAS threads and split rows)\n", peak1, peak2, cores);
     free(A); free(B); free(C);
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// `hlab bench train CONFIG...`: tokens/s of whole training steps (forward, backward, AdamW) on
+// random tokens with every position labelled (language modelling), and the GFLOP/s that achieves:
+// 3 x the forward FLOPs per token (hlab info's count at the mean position; backward costs about
+// twice the forward), divided by the step time. Memory is every buffer the step uses.
+
+int bench_train_main(const BenchOptions *o) {
+    MachineInfo mi;
+    machine_info(&mi);
+    ops_init_threads(o->threads);
+    // the yardstick at this thread count: a 1024 square split over the threads
+    static float A[1024 * 1024], Bm[1024 * 1024], Cm[1024 * 1024];
+    Rng init;
+    rng_seed(&init, 3);
+    for (int i = 0; i < 1024 * 1024; i++) { A[i] = (float)(rng_uniform(&init) - 0.5); Bm[i] = (float)(rng_uniform(&init) - 0.5); }
+    Shape sq = {1024, 1024, 1024, "square"};
+    double peak = measure(1, ops_threads(), &sq, A, Bm, Cm);
+    printf("training steps on %s, OpenBLAS core %s, %d thread(s), code %s; sgemm 1024^3 on %d thread(s): %.1f GFLOP/s\n", mi.cpu,
+           mi.blas_core, ops_threads(), mi.code_version, ops_threads(), peak);
+    printf("%-28s %-18s %9s %5s %6s %10s %9s %8s %10s\n", "config", "pattern", "params", "B", "T", "tokens/s", "GFLOP/s", "of peak",
+           "memory MB");
+    int rc = 0;
+    for (int c = 0; c < o->nconfigs; c++) {
+        Config cfg;
+        ConfError err;
+        Model m;
+        if (config_load(&cfg, o->configs[c], o->sets, o->nsets, all_key_tables(), &err) != 0 || model_build(&m, &cfg, &err) != 0) {
+            fprintf(stderr, "hlab: %s\n", err.msg);
+            rc = EXIT_BADINPUT;
+            continue;
+        }
+        int B = o->batch > 0 ? o->batch : (int)cfg_int(&cfg, "train.batch_size");
+        int T = o->seq > 0 ? o->seq : (int)cfg_int(&cfg, "data.seq_len");
+        size_t mem0 = alloc_touched_bytes();
+        model_alloc(&m, B, T, B * T);
+        model_init(&m, 1);
+        AdamW opt;
+        adamw_init(&opt, &m, 0.9, 0.95, 1e-8, 0.1);
+        int *tok = alloc_touched((size_t)B * T * sizeof(int)), *tgt = alloc_touched((size_t)B * T * sizeof(int));
+        double mb = (double)(alloc_touched_bytes() - mem0) / (1024.0 * 1024.0);
+        Rng rng;
+        rng_seed(&rng, 7);
+        int V = (int)cfg_int(&cfg, "model.vocab_size");
+        for (long i = 0; i < (long)B * T; i++) tok[i] = (int)(rng_uniform(&rng) * V);
+        for (long i = 0; i < (long)B * T; i++) tgt[i] = (i + 1) % T ? tok[i + 1] : tok[i];
+        int steps = o->steps > 0 ? o->steps : 5;
+        double t0 = 0;
+        for (int s = -2; s < steps; s++) {   // two untimed steps first
+            if (s == 0) t0 = now_seconds();
+            model_zero_grad(&m);
+            model_forward(&m, tok, tgt, B, T);
+            model_backward(&m);
+            adamw_step(&opt, m.params, m.grads, 1e-4, 1.0);
+        }
+        double per_step = (now_seconds() - t0) / steps;
+        ModelStats st;
+        model_stats(&m, T, 4, &st);
+        double gflops = 3.0 * st.flops_token_mean * B * T / per_step / 1e9;
+        const char *name = strrchr(o->configs[c], '/') ? strrchr(o->configs[c], '/') + 1 : o->configs[c];
+        printf("%-28.28s %-18.18s %9.0f %5d %6d %10.0f %9.1f %7.0f%% %10.1f\n", name, m.pattern, model_param_count(&m), B, T,
+               B * T / per_step, gflops, 100 * gflops / peak, mb);
+        fflush(stdout);
+        free(tok); free(tgt);
+        adamw_free(&opt);
+        model_free(&m);
+        config_free(&cfg);
+    }
+    return rc;
 }

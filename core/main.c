@@ -46,6 +46,8 @@ static const char *usage =
     "  data export CONFIG [--set KEY=VALUE]... [--split train|valid|test] [--limit N] [--out FILE]\n"
     "        the task's generated examples as JSON Lines (tokens, targets, slice), for other models\n"
     "  bench sgemm [--quick]   this machine's sgemm GFLOP/s: 1 thread, OpenBLAS threads, our row split\n"
+    "  bench train CONFIG... [--set KEY=VALUE]... [--batch B] [--seq T] [--steps N] [--threads N]\n"
+    "        tokens/s, achieved GFLOP/s (of the sgemm yardstick) and memory of whole training steps\n"
     "  keys [--markdown]   every config key with its type, default and meaning\n"
     "  version             code version, BLAS core, CPU\n";
 
@@ -81,6 +83,7 @@ typedef struct {
     long context, bytes, limit;
     int context_set;                    // --context was given (info --table has its own default)
     int json, quiet, markdown, table;
+    long batch, seq, steps, threads;    // bench train
 } Args;
 
 // Options every command shares one parser for; each command says which it accepts and how many
@@ -126,6 +129,10 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
             a->where[a->nwhere++] = (char *)v;
         }
         else if (!strcmp(name, "jobs")) a->jobs = parse_long("--jobs", v, 1, 256);
+        else if (!strcmp(name, "batch")) a->batch = parse_long("--batch", v, 1, 1 << 20);
+        else if (!strcmp(name, "seq")) a->seq = parse_long("--seq", v, 1, 1 << 24);
+        else if (!strcmp(name, "steps")) a->steps = parse_long("--steps", v, 1, 1 << 20);
+        else if (!strcmp(name, "threads")) a->threads = parse_long("--threads", v, 1, 1024);
         else if (!strcmp(name, "worker")) a->worker = parse_long("--worker", v, 1, 256);
         else if (!strcmp(name, "dry-run")) a->dry_run = 1;
         else if (!strcmp(name, "emit-slurm")) a->emit_slurm = 1;
@@ -212,13 +219,22 @@ static int cmd_sweep(int argc, char **argv) {
 }
 
 static int cmd_bench(int argc, char **argv) {
-    if (argc < 3 || strcmp(argv[2], "sgemm")) bad_usage("bench needs what to measure: sgemm%s", "");
+    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train")))
+        bad_usage("bench needs what to measure: sgemm or train%s", "");
     BenchOptions o = {0};
-    for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) o.quick = 1;
-        else bad_usage("unknown option \"%s\" for bench sgemm", argv[i]);
+    if (!strcmp(argv[2], "sgemm")) {
+        for (int i = 3; i < argc; i++) {
+            if (!strcmp(argv[i], "--quick")) o.quick = 1;
+            else bad_usage("unknown option \"%s\" for bench sgemm", argv[i]);
+        }
+        return bench_sgemm_main(&o);
     }
-    return bench_sgemm_main(&o);
+    Args a;
+    parse_args(argc - 1, argv + 1, &a, " set batch seq steps threads ", MAX_POSITIONAL);
+    if (!a.npos) bad_usage("bench train needs config files%s", "");
+    o.configs = a.pos; o.nconfigs = a.npos; o.sets = a.sets; o.nsets = a.nsets;
+    o.batch = (int)a.batch; o.seq = (int)a.seq; o.steps = (int)a.steps; o.threads = (int)a.threads;
+    return bench_train_main(&o);
 }
 
 static int cmd_report(int argc, char **argv) {
