@@ -1,8 +1,10 @@
 // common.c: see common.h.
 #include "common.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,3 +62,23 @@ uint64_t rng_below(Rng *r, uint64_t n) {
     return x % n;
 }
 double now_seconds(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + 1e-9 * ts.tv_nsec; }
+
+int mkdir_p(const char *dir) {
+    size_t n = strlen(dir);
+    if (n == 0) return 0;
+    char *buf = xstrdup(dir);
+    int rc = 0;
+    for (char *s = buf + 1; !rc; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) rc = errno;
+        *s = c;
+        if (!c) break;
+    }
+    free(buf);
+    struct stat st;
+    if (!rc && stat(dir, &st) != 0) rc = errno;
+    if (!rc && !S_ISDIR(st.st_mode)) rc = ENOTDIR;
+    return rc;
+}

@@ -35,6 +35,10 @@ void *alloc_touched(size_t n);
 // over a run's set-up is its training memory (parameters, gradients, optimizer state, activations).
 size_t alloc_touched_bytes(void);
 
+// mkdir -p: creates dir and its missing parents. Returns 0, or the errno of the failure (ENOTDIR
+// when a component exists but is not a directory).
+int mkdir_p(const char *dir);
+
 // SplitMix64-seeded xoshiro256**: fast, good, and identical on every machine.
 typedef struct { uint64_t s[4]; } Rng;
 void rng_seed(Rng *r, uint64_t seed);

@@ -40,24 +40,6 @@ __attribute__((format(printf, 2, 3))) static void set_why(Plots *p, const char *
     va_end(ap);
 }
 
-// mkdir -p: 0 or an errno.
-static int mkdir_p(const char *dir) {
-    char buf[4096];
-    if (strlen(dir) >= sizeof buf) return ENAMETOOLONG;
-    strcpy(buf, dir);
-    for (char *s = buf + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return errno;
-        *s = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0) return errno;
-    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-}
-
 // Runs argv[0], found on PATH, in dir (NULL: here) with stdin from /dev/null and stdout and stderr
 // into the file out (relative to dir). Returns its exit status, 256 + the signal that killed it,
 // or -errno when it could not be started (-ENOENT: not on PATH).

@@ -50,15 +50,11 @@ int doc_open(Doc *d, const char *out, const char *title, char *err, size_t cap) 
     snprintf(d->out, sizeof d->out, "%s", out);
     snprintf(d->dir, sizeof d->dir, "%s.tmp-%d", out, (int)getpid());
     remove_tree(d->dir);   // a leftover of a killed report with a recycled pid
-    // the parents of the output directory (reports/ ...)
-    char parent[4200];
-    snprintf(parent, sizeof parent, "%s", d->dir);
-    for (char *p = parent + 1; *p; p++)
-        if (*p == '/') { *p = 0; mkdir(parent, 0777); *p = '/'; }
     char plots[4300], path[4300];
     snprintf(plots, sizeof plots, "%s/plots", d->dir);
-    if (mkdir(d->dir, 0777) != 0 || mkdir(plots, 0777) != 0) {
-        snprintf(err, cap, "cannot create %s: %s", d->dir, strerror(errno));
+    int e = mkdir_p(plots);   // the staging directory with its parents (reports/ ...)
+    if (e) {
+        snprintf(err, cap, "cannot create %s: %s", plots, strerror(e));
         return -1;
     }
     snprintf(path, sizeof path, "%s/report.md", d->dir);

@@ -212,22 +212,14 @@ static int with_tx(Store *s, int (*body)(Store *, void *), void *arg) {
 // ---- opening ----
 
 static int make_parents(const char *path, char *err, size_t errcap) {
-    char *p = xstrdup(path);
-    int rc = 0;
-    for (char *q = strchr(p + 1, '/'); q && !rc; q = strchr(q + 1, '/')) {
-        *q = 0;
-        struct stat sb;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            snprintf(err, errcap, "%s: cannot create directory %s: %s", path, p, strerror(errno));
-            rc = -1;
-        } else if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            snprintf(err, errcap, "%s: %s is not a directory", path, p);
-            rc = -1;
-        }
-        *q = '/';
-    }
-    free(p);
-    return rc;
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return 0;
+    char *dir = xstrdup(path);
+    dir[slash - path] = 0;
+    int e = mkdir_p(dir);
+    if (e) snprintf(err, errcap, "%s: cannot create directory %s: %s", path, dir, strerror(e));
+    free(dir);
+    return e ? -1 : 0;
 }
 
 typedef struct { int64_t app, version, objects; } FileKind;
