@@ -3,6 +3,7 @@
 #include "common.h"
 #include "keys.h"
 #include "model.h"
+#include "train.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,9 @@ int experiment_expand(const Experiment *e, PlannedRun **runs, ConfError *err) {
                             return -1;
                         }
                         model_free(&m);
+                        char *yaml = config_canonical_yaml(&r->cfg);
+                        run_identity(yaml, cfg_int(&r->cfg, "seed"), "", r->identity);
+                        free(yaml);
                     }
     *runs = out;
     return n;

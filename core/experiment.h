@@ -73,6 +73,7 @@ typedef struct {
     char **sets; int nsets;     // every override, "key=value", in order of application
     int *line, *col;            // where each override was written in the experiment file
     Config cfg;                 // the resolved config
+    char identity[17];          // run_identity of cfg and its seed: how the store knows the run
 } PlannedRun;
 
 // Reads and checks an experiment file. Returns 0, or -1 with err as "FILE:LINE:COL: what".

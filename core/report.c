@@ -9,7 +9,6 @@
 #include "report_data.h"
 #include "common.h"
 #include "store.h"
-#include "train.h"
 #include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -34,7 +33,7 @@ const Group *group_of(const Report *R, int variant, int point) {
     return NULL;
 }
 
-static Stat stat_of(const double *v, int n) {
+Stat stat_of(const double *v, int n) {
     Stat s = {NAN, NAN, 0};
     double sum = 0, sq = 0;
     for (int i = 0; i < n; i++) if (isfinite(v[i])) { sum += v[i]; s.n++; }
@@ -80,7 +79,8 @@ static void load_series(sqlite3 *db, int64_t run, const char *name, Series *s) {
 static void copy_text(char *dst, size_t cap, const unsigned char *s) { snprintf(dst, cap, "%s", s ? (const char *)s : ""); }
 
 // The latest finished (done) run with this identity, with its scores and curves.
-static int load_run(sqlite3 *db, const char *identity, RunData *r) {
+static int load_run(Store *store, const char *identity, RunData *r) {
+    sqlite3 *db = store_sqlite(store);
     sqlite3_stmt *st;
     const char *sql = "SELECT id, status, code_version, host || ', ' || cpu || ', BLAS ' || blas_core || ', ' || threads || ' thread(s)',"
                       " params_total, params_active FROM runs WHERE identity = ?1 AND status = 'done' ORDER BY id DESC LIMIT 1";
@@ -96,12 +96,9 @@ static int load_run(sqlite3 *db, const char *identity, RunData *r) {
     }
     sqlite3_finalize(st);
     if (!r->id) {   // why not: the latest attempt's status, if any
-        if (sqlite3_prepare_v2(db, "SELECT status FROM runs WHERE identity = ?1 ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) return -1;
-        sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
-        snprintf(r->status, sizeof r->status, "missing");
-        if (sqlite3_step(st) == SQLITE_ROW) copy_text(r->status, sizeof r->status, sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-        return 0;
+        int found = store_run_status(store, identity, r->status, sizeof r->status);
+        if (found == 0) snprintf(r->status, sizeof r->status, "missing");
+        return found < 0 ? -1 : 0;
     }
     r->tps = r->mem_mb = r->train_s = NAN;
     if (sqlite3_prepare_v2(db, "SELECT task, split, slice, metric, value FROM evals WHERE run_id = ?1 AND source = 'train' ORDER BY rowid",
@@ -465,10 +462,7 @@ int report_main(const ReportOptions *o) {
     if (!store) { fprintf(stderr, "hlab: run store: %s\n", msg); rc = EXIT_BADINPUT; goto out; }
     int found = 0;
     for (int i = 0; i < n; i++) {
-        char *yaml = config_canonical_yaml(&plan[i].cfg), ident[17];
-        run_identity(yaml, cfg_int(&plan[i].cfg, "seed"), "", ident);
-        free(yaml);
-        if (load_run(store_sqlite(store), ident, &R.run[i]) != 0) {
+        if (load_run(store, plan[i].identity, &R.run[i]) != 0) {
             fprintf(stderr, "hlab: run store: %s\n", sqlite3_errmsg(store_sqlite(store)));
             rc = EXIT_FAIL;
             goto out;

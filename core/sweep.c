@@ -70,7 +70,7 @@ static int run_scores(Store *s, const char *identity, double *valid, double *tes
 // One line per variant and grid/zip point: the learning rate with the best mean validation score
 // over seeds (Zoology and MAD-lab report the best over learning rates), and its test mean and
 // standard deviation over seeds. Selection looks at validation only, never at test.
-static void print_results(const Experiment *e, const PlannedRun *runs, int n, const char (*ident)[17], Store *s,
+static void print_results(const Experiment *e, const PlannedRun *runs, int n, Store *s,
                           const SweepOptions *o) {
     int printed = 0;
     for (int i = 0; i < n; i++) {
@@ -88,7 +88,7 @@ static void print_results(const Experiment *e, const PlannedRun *runs, int n, co
                 if (j % o->shard_n != o->shard_i || runs[j].variant != runs[i].variant || strcmp(runs[j].point, runs[i].point) ||
                     runs[j].lr_index != l) continue;
                 double v, t;
-                if (!run_scores(s, ident[j], &v, &t, &lower)) continue;
+                if (!run_scores(s, runs[j].identity, &v, &t, &lower)) continue;
                 sv += v; mean_t[l] += t; sq_t[l] += t * t; cnt[l]++;
             }
             if (!cnt[l]) continue;
@@ -108,7 +108,7 @@ static void print_results(const Experiment *e, const PlannedRun *runs, int n, co
 }
 
 // Runs of the shard this worker walks, in plan order; returns 0, or an exit status.
-static int work(const Experiment *e, PlannedRun *runs, int n, const char (*ident)[17], const SweepOptions *o,
+static int work(const Experiment *e, PlannedRun *runs, int n, const SweepOptions *o,
                 const char *dbpath, int in_shard_total) {
     char emsg[1024];
     Store *store = store_open(dbpath, emsg, sizeof emsg);
@@ -127,7 +127,7 @@ static int work(const Experiment *e, PlannedRun *runs, int n, const char (*ident
         ConfError err;
         if (model_build(&m, &r->cfg, &err) != 0) { fprintf(stderr, "hlab: %s\n", err.msg); rc = EXIT_BADINPUT; break; }
         char *yaml = config_canonical_yaml(&r->cfg);
-        RunInfo ri = run_info_for(&r->cfg, &m, &mi, yaml, ident[i], e->name, variant);
+        RunInfo ri = run_info_for(&r->cfg, &m, &mi, yaml, r->identity, e->name, variant);
         int outcome;
         int64_t run = store_run_claim(store, &ri, &r->cfg, &outcome);
         model_free(&m);
@@ -221,12 +221,6 @@ int sweep_main(const SweepOptions *o) {
     PlannedRun *runs;
     int n = experiment_open(&e, o->exp, &runs);
     if (n < 0) return EXIT_BADINPUT;
-    char (*ident)[17] = xmalloc((size_t)n * sizeof *ident);
-    for (int i = 0; i < n; i++) {
-        char *yaml = config_canonical_yaml(&runs[i].cfg);
-        run_identity(yaml, cfg_int(&runs[i].cfg, "seed"), "", ident[i]);
-        free(yaml);
-    }
     int rc = 0;
     if (o->emit_slurm) { emit_slurm(&e, o, n); goto out; }
     const char *dbpath = o->db ? o->db : cfg_str(&runs[0].cfg, "store.db");
@@ -249,37 +243,36 @@ int sweep_main(const SweepOptions *o) {
         for (int i = 0; i < n; i++) {
             if (i % o->shard_n != o->shard_i) continue;
             char buf[32];
-            const char *st = status_of(s, ident[i], buf, sizeof buf);
+            const char *st = status_of(s, runs[i].identity, buf, sizeof buf);
             todo += strcmp(st, "done") && strcmp(st, "diverged");
-            printf("  %4d  %-16s %-48s %s  %s\n", i, e.var[runs[i].variant].name, runs[i].label[0] ? runs[i].label : "-", ident[i], st);
+            printf("  %4d  %-16s %-48s %s  %s\n", i, e.var[runs[i].variant].name, runs[i].label[0] ? runs[i].label : "-", runs[i].identity, st);
         }
         printf("%d to train, %d done\n", todo, in_shard - todo);
-        if (s && todo < in_shard && (o->dry_run || todo == 0)) print_results(&e, runs, n, (const char (*)[17])ident, s, o);
+        if (s && todo < in_shard && (o->dry_run || todo == 0)) print_results(&e, runs, n, s, o);
         fflush(stdout);
         store_close(s);
         if (o->dry_run || todo == 0) goto out;
-        rc = o->jobs > 1 ? spawn_workers(o, dbpath, o->jobs) : work(&e, runs, n, (const char (*)[17])ident, o, dbpath, in_shard);
+        rc = o->jobs > 1 ? spawn_workers(o, dbpath, o->jobs) : work(&e, runs, n, o, dbpath, in_shard);
         // the outcome, from the store: what every run of the shard ended as
         s = store_open(dbpath, emsg, sizeof emsg);
         int done = 0, running = 0, other = 0;
         for (int i = 0; s && i < n; i++) {
             if (i % o->shard_n != o->shard_i) continue;
             char buf[32];
-            const char *st = status_of(s, ident[i], buf, sizeof buf);
+            const char *st = status_of(s, runs[i].identity, buf, sizeof buf);
             if (!strcmp(st, "done") || !strcmp(st, "diverged")) done++;
             else if (!strcmp(st, "running")) running++;
             else other++;
         }
-        if (s) print_results(&e, runs, n, (const char (*)[17])ident, s, o);
+        if (s) print_results(&e, runs, n, s, o);
         store_close(s);
         printf("sweep %s: %d of %d runs finished (done or diverged), %d running in other processes, %d failed or "
                "interrupted%s\n", e.name, done, in_shard, running, other, other ? ": run the sweep again to retry them" : "");
         if (rc == 0 && other) rc = EXIT_FAIL;
     } else {
-        rc = work(&e, runs, n, (const char (*)[17])ident, o, dbpath, in_shard);
+        rc = work(&e, runs, n, o, dbpath, in_shard);
     }
 out:
-    free(ident);
     experiment_free_runs(runs, n);
     experiment_free(&e);
     return rc;
