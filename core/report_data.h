@@ -47,6 +47,8 @@ typedef struct {
 
 // The value of a run's end-of-training evaluation (NaN when absent); slice NULL means "{}".
 double run_eval(const RunData *r, const char *task, const char *split, const char *metric, const char *slice);
+// mean, sd (n-1) and n of the finite values of v[0..n)
+Stat stat_of(const double *v, int n);
 // mean, sd (n-1) and n over the group's finished runs of get(run) (NaN values skipped).
 Stat group_stat(const Report *R, const Group *g, const char *task, const char *split, const char *metric);
 // The group of (variant, point), or NULL.

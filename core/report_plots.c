@@ -43,16 +43,16 @@ static Curve group_curve(const Report *R, const Group *g, int which, double scal
     c.x = xmalloc(ref->n * sizeof(double)); c.y = xmalloc(ref->n * sizeof(double));
     c.lo = xmalloc(ref->n * sizeof(double)); c.hi = xmalloc(ref->n * sizeof(double));
     for (int k = 0; k < ref->n; k++) {
-        double sum = 0, sq = 0;
+        double v[256];
         int n = 0;
-        for (int i = 0; i < g->nruns; i++) {
+        for (int i = 0; i < g->nruns && n < 256; i++) {
             const Series *s = series_of(&R->run[g->runs[i]], which);
             for (int j = 0; j < s->n; j++)
-                if (s->step[j] == ref->step[k] && isfinite(s->value[j])) { sum += s->value[j] * scale; sq += s->value[j] * s->value[j] * scale * scale; n++; break; }
+                if (s->step[j] == ref->step[k]) { v[n++] = s->value[j] * scale; break; }
         }
-        if (!n) continue;
-        double m = sum / n, var = n > 1 ? (sq - n * m * m) / (n - 1) : 0, sd = var > 0 ? sqrt(var) : 0;
-        c.x[c.n] = (double)ref->step[k]; c.y[c.n] = m; c.lo[c.n] = m - sd; c.hi[c.n] = m + sd;
+        Stat st = stat_of(v, n);   // NaN values (a diverged evaluation) are skipped
+        if (!st.n) continue;
+        c.x[c.n] = (double)ref->step[k]; c.y[c.n] = st.mean; c.lo[c.n] = st.mean - st.sd; c.hi[c.n] = st.mean + st.sd;
         c.n++;
     }
     return c;
@@ -177,14 +177,7 @@ static Stat slice_stat(const Report *R, const Group *g, const TaskInfo *t, const
         }
         if (k) vals[n++] = sum / k;
     }
-    Stat s = {NAN, NAN, n};
-    if (!n) return s;
-    double m = 0, sq = 0;
-    for (int i = 0; i < n; i++) m += vals[i];
-    m /= n;
-    for (int i = 0; i < n; i++) sq += (vals[i] - m) * (vals[i] - m);
-    s.mean = m; s.sd = n > 1 ? sqrt(sq / (n - 1)) : 0;
-    return s;
+    return stat_of(vals, n);
 }
 
 static void fmt_num(char *out, size_t cap, double v) { snprintf(out, cap, "%g", v); }
