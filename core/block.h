@@ -61,6 +61,20 @@ typedef struct BlockType {
     // Optional: per-layer numbers recorded with the run's metrics at each logging step (e.g.
     // expert load). Calls emit(ctx, name, value) for each; the core prefixes the layer's prefix.
     void (*report)(const Layer *L, void (*emit)(void *ctx, const char *name, double value), void *ctx);
+
+    // Inference (core/generate.c), one sequence at a time. Blocks with cache != CACHE_NONE
+    // provide all three; stateless blocks (MLP, MoE) are stepped by calling forward with B = T = 1.
+    // state_size: reals one sequence's state needs to generate up to max_T positions (attention:
+    //   k and v of max_T positions; Mamba: conv window + SSM state), workspace for step included,
+    //   so that step never allocates. The core allocates and touches it once.
+    size_t (*state_size)(const Layer *L, int max_T);
+    // Right after forward(B = 1, T) on a prompt (the activations are still the forward's): writes
+    // the state after positions 0..T-1 into `state` (state_size(L, max_T) reals, T <= max_T).
+    void (*state_from_forward)(Layer *L, real *state, int T);
+    // One token at position pos (the state holds positions 0..pos-1, pos < max_T): out (C) = what
+    // forward would output at position pos for input row in (C); the state then includes pos.
+    // Blocks that read the embedding (Zamba's concat) find the current token's in m->e0 row 0.
+    void (*step)(Layer *L, real *out, const real *in, real *state, int pos);
 } BlockType;
 
 typedef struct ParamInfo {
