@@ -1,8 +1,10 @@
 // main.c: the `hlab` command line.
 #include "bench.h"
+#include "bench_gen.h"
 #include "checkpoint.h"
 #include "eval_cmd.h"
 #include "export.h"
+#include "generate_cmd.h"
 #include "report.h"
 #include "runs_cmd.h"
 #include "sweep.h"
@@ -43,11 +45,16 @@ static const char *usage =
     "  forward CKPT --tokens FILE [--grads OUT.safetensors]\n"
     "        loss (JSON) of a checkpoint on a token file (one sequence of integer ids per line,\n"
     "        each token predicting the next), optionally writing every parameter's gradient\n"
+    "  generate CKPT (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temperature T] [--top-k K] [--seed S] [--threads N]\n"
+    "        continue a prompt token by token (KV caches, SSM states); greedy unless a temperature is given\n"
     "  data export CONFIG [--set KEY=VALUE]... [--split train|valid|test] [--limit N] [--out FILE]\n"
     "        the task's generated examples as JSON Lines (tokens, targets, slice), for other models\n"
     "  bench sgemm [--quick]   this machine's sgemm GFLOP/s: 1 thread, OpenBLAS threads, our row split\n"
     "  bench train CONFIG... [--set KEY=VALUE]... [--batch B] [--seq T] [--steps N] [--threads N]\n"
     "        tokens/s, achieved GFLOP/s (of the sgemm yardstick) and memory of whole training steps\n"
+    "  bench generate CONFIG... [--set KEY=VALUE]... [--tokens N] [--prompts 128,512,...] [--budget-mb MB] [--threads N]\n"
+    "        decode ms/token and state memory vs tokens generated, time to first token vs prompt,\n"
+    "        longest context whose state fits in the budget next to the weights\n"
     "  keys [--markdown]   every config key with its type, default and meaning\n"
     "  version             code version, BLAS core, CPU\n";
 
@@ -84,6 +91,8 @@ typedef struct {
     int context_set;                    // --context was given (info --table has its own default)
     int json, quiet, markdown, table;
     long batch, seq, steps, threads;    // bench train
+    long budget_mb;                     // bench generate
+    const char *prompts;
 } Args;
 
 // Options every command shares one parser for; each command says which it accepts and how many
@@ -133,6 +142,8 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "seq")) a->seq = parse_long("--seq", v, 1, 1 << 24);
         else if (!strcmp(name, "steps")) a->steps = parse_long("--steps", v, 1, 1 << 20);
         else if (!strcmp(name, "threads")) a->threads = parse_long("--threads", v, 1, 1024);
+        else if (!strcmp(name, "budget-mb")) a->budget_mb = parse_long("--budget-mb", v, 1, 1L << 30);
+        else if (!strcmp(name, "prompts")) a->prompts = v;
         else if (!strcmp(name, "worker")) a->worker = parse_long("--worker", v, 1, 256);
         else if (!strcmp(name, "dry-run")) a->dry_run = 1;
         else if (!strcmp(name, "emit-slurm")) a->emit_slurm = 1;
@@ -219,8 +230,8 @@ static int cmd_sweep(int argc, char **argv) {
 }
 
 static int cmd_bench(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train")))
-        bad_usage("bench needs what to measure: sgemm or train%s", "");
+    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train") && strcmp(argv[2], "generate")))
+        bad_usage("bench needs what to measure: sgemm, train or generate%s", "");
     BenchOptions o = {0};
     if (!strcmp(argv[2], "sgemm")) {
         for (int i = 3; i < argc; i++) {
@@ -230,6 +241,24 @@ static int cmd_bench(int argc, char **argv) {
         return bench_sgemm_main(&o);
     }
     Args a;
+    if (!strcmp(argv[2], "generate")) {
+        parse_args(argc - 1, argv + 1, &a, " set tokens prompts budget-mb threads ", MAX_POSITIONAL);
+        if (!a.npos) bad_usage("bench generate needs config files%s", "");
+        static int lens[32];
+        int nl = 0;
+        const char *pl = a.prompts ? a.prompts : "128,256,512,1024,2048";
+        for (const char *p = pl; *p && nl < 32;) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 1 || v > (1 << 20) || (*end && *end != ',')) bad_usage("--prompts expects lengths like 128,512,2048, not \"%s\"", pl);
+            lens[nl++] = (int)v;
+            p = *end ? end + 1 : end;
+        }
+        BenchGenOptions g = {.configs = a.pos, .nconfigs = a.npos, .sets = a.sets, .nsets = a.nsets,
+                             .tokens = a.tokens ? parse_long("--tokens", a.tokens, 1, 1L << 30) : 16384, .prompt_lens = lens, .nprompt_lens = nl,
+                             .budget_mb = a.budget_mb ? a.budget_mb : 256, .measure_limit = 1L << 22, .threads = (int)a.threads};
+        return bench_generate_run(&g, NULL);
+    }
     parse_args(argc - 1, argv + 1, &a, " set batch seq steps threads ", MAX_POSITIONAL);
     if (!a.npos) bad_usage("bench train needs config files%s", "");
     o.configs = a.pos; o.nconfigs = a.npos; o.sets = a.sets; o.nsets = a.nsets;
@@ -432,6 +461,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "forward")) return cmd_forward(argc, argv);
     if (!strcmp(cmd, "keys")) return cmd_keys(argc, argv);
     if (!strcmp(cmd, "data")) return cmd_data(argc, argv);
+    if (!strcmp(cmd, "generate")) return generate_main(argc, argv);
     if (!strcmp(cmd, "version")) return cmd_version();
     fprintf(stderr, "hlab: unknown command \"%s\"\n%s", cmd, usage);
     return EXIT_BADINPUT;
