@@ -34,20 +34,23 @@ void adamw_step(AdamW *o, real *params, const real *grads, double lr, double gra
 }
 
 double grad_norm(const real *grads, size_t n) {
-    // Fixed chunks summed in order: the same value whatever the thread count.
-    enum { CHUNK = 1 << 16 };
-    size_t nchunks = (n + CHUNK - 1) / CHUNK;
-    double *part = malloc((nchunks + 1) * sizeof(double));
+    // Fixed chunks summed in order: the same value whatever the thread count. The partial sums
+    // live on the stack (nothing is allocated inside a training step): chunks of 2^16, longer
+    // beyond 2^28 parameters so that there are never more than MAXCH.
+    enum { MAXCH = 4096 };
+    size_t chunk = (size_t)1 << 16;
+    if (n > chunk * MAXCH) chunk = (n + MAXCH - 1) / MAXCH;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    double part[MAXCH];
     #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nchunks; c++) {
-        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        size_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
         double s = 0;
         for (size_t i = lo; i < hi; i++) s += (double)grads[i] * grads[i];
         part[c] = s;
     }
     double s = 0;
     for (size_t c = 0; c < nchunks; c++) s += part[c];
-    free(part);
     return sqrt(s);
 }
 
