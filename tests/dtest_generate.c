@@ -124,9 +124,9 @@ int main(void) {
     test_group("generate");
     check_arch("attention, RoPE, GQA, SwiGLU",
                "model: {d_model: 8, vocab_size: 13, tie_embeddings: false, pattern: \"*-*-\", "
-               "attention: {heads: 4, kv_heads: 2, rope: true}, ffn: swiglu, mlp: {hidden: 12}}\n");
+               "attention: {heads: 4, kv_heads: 2, rope: true}, mlp: {hidden: 12}}\n");
     check_arch("Mamba-1, Falcon norms",
-               "model: {d_model: 8, vocab_size: 13, pattern: \"MMM\", ffn: none, mamba: {d_state: 4, inner_norm: falcon, dt_min: 0.1, dt_max: 0.5}}\n");
+               "model: {d_model: 8, vocab_size: 13, layers: 3, ratio: \"0:1\", ffn: none, mamba: {d_state: 4, inner_norm: falcon, dt_min: 0.1, dt_max: 0.5}}\n");
     check_arch("Mamba-2, 2 groups, chunk 4",
                "model: {d_model: 8, vocab_size: 13, pattern: \"MM\", mamba: {version: 2, headdim: 4, ngroups: 2, d_state: 4, chunk_size: 4}}\n");
     check_arch("Jamba-style 1:3 with MoE and Jamba norms",
