@@ -8,7 +8,11 @@
 //
 // RoPE and the attention itself (flash-style recompute-from-lse backward, per-thread scratch,
 // thread-count-independent results) live in attn_core.c, shared with the Zamba block (shared.c).
+//
+// Generation (state_size, state_from_forward, step): the state is a KV cache, k and v of every
+// position so far (k after RoPE), and the step attends one new query row to it (attn_cache.c).
 #include "attention.h"
+#include "attn_cache.h"
 #include "attn_core.h"
 #include "model.h"
 #include "ops.h"
@@ -36,6 +40,7 @@ const KeySpec attention_keys[] = {
 typedef struct {
     int C, H, Hkv, hd;
     int rope;
+    double theta;              // RoPE base: the step computes its angles from it, for any position
     AttnDims dims;             // heads, head width, scale, threads: what attn_core needs
     int Wq, Wk, Wv, Wo;        // parameter indices (L->p[], L->g[])
     int q, k, v, att, lse;     // activation indices (see declare_acts)
@@ -109,6 +114,7 @@ static void attention_declare(Layer *L) {
     attn_dims(L->cfg, &H, &Hkv, &hd);
     p->C = L->model->C; p->H = (int)H; p->Hkv = (int)Hkv; p->hd = (int)hd;
     p->rope = cfg_bool(L->cfg, K_ROPE);
+    p->theta = cfg_num(L->cfg, K_ROPE_THETA);
     p->dims.H = p->H; p->dims.Hkv = p->Hkv; p->dims.hd = p->hd;
     p->dims.scale = (real)(cfg_is_auto(L->cfg, K_SCALE) ? 1.0 / sqrt((double)hd) : cfg_num(L->cfg, K_SCALE));
     long C = p->C, QD = H * hd, KD = Hkv * hd;
@@ -136,7 +142,7 @@ static void attention_declare_acts(Layer *L, int B, int T) {
         p = xrealloc(p, sizeof(Attn) + attn_rope_table_len(p->hd, T) * sizeof(real));
         L->priv = p;
         p->rope_T = T;
-        attn_rope_table(p->rope_tab, p->hd, T, cfg_num(L->cfg, K_ROPE_THETA));
+        attn_rope_table(p->rope_tab, p->hd, T, p->theta);
     }
 }
 
@@ -202,6 +208,54 @@ static void attention_backward(Layer *L, real *din, const real *dout, const real
 }
 
 // ----------------------------------------------------------------------------
+// inference: one sequence, one token per step
+//
+// State: the KV cache, rows j = 0..max_T-1 of [k_j | v_j] (attn_cache.h), k after RoPE. The
+// step's workspace lies past the last filled row, so no offset depends on max_T:
+//   at row pos+1:  q (H·hd) | att (H·hd) | scores (H, pos+1)
+// state_size leaves room for it even when pos = max_T-1 (no free rows left).
+
+static size_t attention_state_size(const Layer *L, int max_T) {
+    const Attn *p = L->priv;
+    size_t QD = (size_t)p->H * p->hd;
+    return (size_t)max_T * ATTN_KV_ROW(&p->dims) + 2 * QD + attn_cache_scratch(&p->dims, max_T);
+}
+
+static void attention_state_from_forward(Layer *L, real *state, int T) {
+    // forward ran with B = 1: its k (already rotated) and v are (T, Hkv·hd) each; interleave
+    // them into the cache rows
+    Attn *p = L->priv;
+    size_t KD = (size_t)p->Hkv * p->hd, ld = ATTN_KV_ROW(&p->dims);
+    const real *k = L->a[p->k], *v = L->a[p->v];
+    for (int t = 0; t < T; t++) {
+        memcpy(state + t * ld, k + t * KD, KD * sizeof(real));
+        memcpy(state + t * ld + KD, v + t * KD, KD * sizeof(real));
+    }
+}
+
+static void attention_step(Layer *L, real *out, const real *in, real *state, int pos) {
+    Attn *p = L->priv;
+    int C = p->C, QD = p->H * p->hd, KD = p->Hkv * p->hd;
+    size_t ld = ATTN_KV_ROW(&p->dims);
+    real *krow = state + pos * ld, *vrow = krow + KD;   // this position's cache row
+    real *q = state + (pos + 1) * ld;                    // (H·hd) workspace past the filled rows
+    real *att = q + QD;                                  // (H·hd)
+    real *work = att + QD;                               // (H, pos+1) scores
+    // q (H·hd), and k, v (Hkv·hd) straight into the cache row
+    matmul_forward(q, in, L->p[p->Wq], NULL, 1, C, QD);
+    matmul_forward(krow, in, L->p[p->Wk], NULL, 1, C, KD);
+    matmul_forward(vrow, in, L->p[p->Wv], NULL, 1, C, KD);
+    if (p->rope) {
+        attn_rope_row(q, p->H, p->hd, pos, p->theta);
+        attn_rope_row(krow, p->Hkv, p->hd, pos, p->theta);
+    }
+    // att = softmax(scale · q kᵀ) v over positions 0..pos (the row itself included)
+    attn_cache_attend(att, q, state, &p->dims, pos + 1, work);
+    // out (C) = att o_projᵀ
+    matmul_forward(out, att, L->p[p->Wo], NULL, 1, QD, C);
+}
+
+// ----------------------------------------------------------------------------
 // accounting
 
 static double attention_flops_per_token(const Layer *L, long ctx) {
@@ -213,7 +267,8 @@ static double attention_flops_per_token(const Layer *L, long ctx) {
 
 static double attention_cache_elems(const Layer *L, long ctx) {
     const Attn *p = L->priv;
-    return 2.0 * p->Hkv * p->hd * (double)ctx;   // k and v of every past position
+    // k and v of every past position (state_size adds the step's workspace, which is not kept)
+    return 2.0 * p->Hkv * p->hd * (double)ctx;
 }
 
 const BlockType attention_block = {
@@ -233,4 +288,7 @@ const BlockType attention_block = {
     .backward = attention_backward,
     .flops_per_token = attention_flops_per_token,
     .cache_elems = attention_cache_elems,
+    .state_size = attention_state_size,
+    .state_from_forward = attention_state_from_forward,
+    .step = attention_step,
 };
