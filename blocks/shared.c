@@ -20,7 +20,12 @@
 //
 // Backward of the concat: the h half of d(c) is din, the e0 half is added into Model.de0, which
 // the core adds into the embedding gradient (§7.9: d e0 gets a term from every invocation).
+//
+// Generation: every invocation keeps its own KV cache (its input differs even where the weights
+// are shared; the core gives each layer its own state), and the step runs the whole block on
+// one row, the concat reading the current token's embedding from e0 row 0.
 #include "shared.h"
+#include "attn_cache.h"
 #include "attn_core.h"
 #include "model.h"
 #include "ops.h"
@@ -56,6 +61,7 @@ typedef struct {
     int C, W, H, Hkv, hd, F, r;   // widths: stream, attention input, heads, head, MLP hidden, LoRA rank
     int concat, rope, lora_qkv, act;
     int blk, inv;                 // shared block k this invocation runs, and the invocation j
+    double theta;                 // RoPE base (the step computes its angles for any position)
     AttnDims dims;
     // parameters (L->p[], L->g[]); the adapters are -1 when absent
     int ln1, Wq, Wk, Wv, Wo, ln2, Wgu, Wd;      // shared by every invocation of block k
@@ -132,6 +138,7 @@ static void shared_declare(Layer *L) {
     p->concat = cfg_bool(c, "model.shared.concat_embedding");
     p->rope = cfg_bool(c, "model.shared.rope");
     p->lora_qkv = cfg_bool(c, "model.shared.lora_qkv");
+    p->theta = cfg_num(c, KEY("rope_theta"));
     p->act = strcmp(cfg_str(c, KEY("activation")), "silu") == 0 ? ACT_SILU : ACT_GELU;
     p->inv = L->invocation;
     long nblocks = cfg_int(c, "model.shared.blocks");   // > 0 whenever the pattern has an S (pattern.c)
@@ -221,7 +228,7 @@ static void shared_declare_acts(Layer *L, int B, int T) {
         p = xrealloc(p, sizeof(Shared) + attn_rope_table_len(p->hd, T) * sizeof(real));
         L->priv = p;
         p->rope_T = T;
-        attn_rope_table(p->rope_tab, p->hd, T, cfg_num(L->cfg, KEY("rope_theta")));
+        attn_rope_table(p->rope_tab, p->hd, T, p->theta);
     }
 }
 
@@ -435,6 +442,83 @@ static void shared_backward(Layer *L, real *din, const real *dout, const real *i
 }
 
 // ----------------------------------------------------------------------------
+// inference: one sequence, one token per step
+//
+// State: this invocation's KV cache, rows j = 0..max_T-1 of [k_j | v_j] (attn_cache.h), k after
+// the adapter and RoPE. The step's workspace lies past the last filled row (so no offset depends
+// on max_T), one row of every intermediate of forward:
+//   c, cn (W) | q (H·hd) | ar (r) | att (H·hd) | a, mn (C) | gu (2F) | am (r) | hmid (F) | tp (C)
+//   | scores (H, pos+1)
+// state_size leaves room for it even when pos = max_T-1 (no free rows left).
+
+static size_t shared_step_work(const Shared *p) {
+    size_t QD = (size_t)p->H * p->hd;
+    return 2 * (size_t)p->W + 2 * QD + 2 * (size_t)p->r + 3 * (size_t)p->C + 3 * (size_t)p->F;
+}
+
+static size_t shared_state_size(const Layer *L, int max_T) {
+    const Shared *p = L->priv;
+    return (size_t)max_T * ATTN_KV_ROW(&p->dims) + shared_step_work(p) + attn_cache_scratch(&p->dims, max_T);
+}
+
+static void shared_state_from_forward(Layer *L, real *state, int T) {
+    // forward ran with B = 1: its k (adapter and RoPE applied) and v are (T, Hkv·hd) each
+    Shared *p = L->priv;
+    size_t KD = (size_t)p->Hkv * p->hd, ld = ATTN_KV_ROW(&p->dims);
+    const real *k = L->a[p->k], *v = L->a[p->v];
+    for (int t = 0; t < T; t++) {
+        memcpy(state + t * ld, k + t * KD, KD * sizeof(real));
+        memcpy(state + t * ld + KD, v + t * KD, KD * sizeof(real));
+    }
+}
+
+static void shared_step(Layer *L, real *out, const real *in, real *state, int pos) {
+    Shared *p = L->priv;
+    int C = p->C, W = p->W, F = p->F, r = p->r, QD = p->H * p->hd, KD = p->Hkv * p->hd;
+    int XD[3] = {QD, KD, KD};
+    size_t ld = ATTN_KV_ROW(&p->dims);
+    real *krow = state + pos * ld;                      // this position's cache row [k | v]
+    real *c = state + (pos + 1) * ld;                   // (W) workspace past the filled rows
+    real *cn = c + W, *q = cn + W, *ar = q + QD, *att = ar + r;
+    real *a = att + QD, *mn = a + C, *gu = mn + C, *am = gu + 2 * F, *hmid = am + r, *tp = hmid + F;
+    real *work = tp + C;                                // (H, pos+1) scores
+    real *qkv[3] = {q, krow, krow + KD};                // k, v straight into the cache row
+    int Wqkv[3] = {p->Wq, p->Wk, p->Wv};
+    real rstd;
+
+    // cn (W) = RMSNorm_W(concat(h, e0)), e0 row 0 = the current token's embedding; or RMSNorm_C(h)
+    const real *x = in;
+    if (p->concat) { concat_rows(c, in, L->model->e0, 1, C); x = c; }
+    rmsnorm_forward(cn, &rstd, x, L->p[p->ln1], 1, W, L->model->eps);
+    // q, k, v = cn Wᵀ (+ (cn A_jᵀ) B_jᵀ)
+    for (int i = 0; i < 3; i++) {
+        matmul_forward(qkv[i], cn, L->p[Wqkv[i]], NULL, 1, W, XD[i]);
+        if (p->lora_qkv) {
+            matmul_forward(ar, cn, L->p[p->Aqkv[i]], NULL, 1, W, r);
+            matmul_add(qkv[i], ar, L->p[p->Bqkv[i]], 1, r, XD[i]);
+        }
+    }
+    if (p->rope) {
+        attn_rope_row(q, p->H, p->hd, pos, p->theta);
+        attn_rope_row(krow, p->Hkv, p->hd, pos, p->theta);
+    }
+    // att = softmax(scale · q kᵀ) v over positions 0..pos
+    attn_cache_attend(att, q, state, &p->dims, pos + 1, work);
+    // a = att Woᵀ;  mn = RMSNorm_C(a);  gu = mn Wguᵀ (+ adapter);  tp = (act(g) ⊙ u) Wdᵀ
+    matmul_forward(a, att, L->p[p->Wo], NULL, 1, QD, C);
+    rmsnorm_forward(mn, &rstd, a, L->p[p->ln2], 1, C, L->model->eps);
+    matmul_forward(gu, mn, L->p[p->Wgu], NULL, 1, C, 2 * F);
+    if (r > 0) {
+        matmul_forward(am, mn, L->p[p->Agu], NULL, 1, C, r);
+        matmul_add(gu, am, L->p[p->Bgu], 1, r, 2 * F);
+    }
+    gated(hmid, gu, 1, F, p->act);
+    matmul_forward(tp, hmid, L->p[p->Wd], NULL, 1, F, C);
+    // out (C) = tp Wlin_jᵀ
+    matmul_forward(out, tp, L->p[p->Wlin], NULL, 1, C, C);
+}
+
+// ----------------------------------------------------------------------------
 // accounting
 
 static double shared_flops_per_token(const Layer *L, long ctx) {
@@ -472,4 +556,7 @@ const BlockType shared_block = {
     .backward = shared_backward,
     .flops_per_token = shared_flops_per_token,
     .cache_elems = shared_cache_elems,
+    .state_size = shared_state_size,
+    .state_from_forward = shared_state_from_forward,
+    .step = shared_step,
 };
