@@ -21,6 +21,7 @@
 #include "machine.h"
 #include "model.h"
 #include "ops.h"
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +132,7 @@ static void bench_prefill(Model *m, const char *arch, const int *lens, int nlens
 // The longest context whose state fits next to the weights in `budget` bytes.
 static void bench_max_context(Model *m, const char *arch, double budget, long measure_limit, BenchGenSink *sink) {
     double weights = (double)m->nparams * sizeof(real);
-    const long cap = 1L << 40;
+    const long cap = INT_MAX;   // state_size takes an int: beyond 2^31 positions counts as unbounded
     long ctx;
     if (weights + gen_state_bytes(m, 1) > budget) ctx = 0;
     else if (weights + gen_state_bytes(m, cap) <= budget) ctx = cap;   // the state does not grow: no limit

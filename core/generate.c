@@ -1,6 +1,7 @@
 // generate.c: prefill and step for one sequence (see generate.h).
 #include "generate.h"
 #include "ops.h"
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,7 @@ double gen_state_bytes(const Model *m, long ctx) {
     double n = 0;
     for (int l = 0; l < m->nsub; l++) {
         const Layer *L = &m->layers[l];
-        if (stateful(L) && L->type->state_size) n += (double)L->type->state_size(L, (int)ctx);
+        if (stateful(L) && L->type->state_size) n += (double)L->type->state_size(L, ctx > INT_MAX ? INT_MAX : (int)ctx);
     }
     return n * sizeof(real);
 }

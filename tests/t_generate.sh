@@ -38,7 +38,7 @@ $H generate "$tmp/g.safetensors" --prompt "the quick" -n 60 --temperature 2 --se
 check "sampling with a seed is reproducible, another seed gives another text" \
   "cmp -s '$tmp/s1' '$tmp/s2' && ! cmp -s '$tmp/s1' '$tmp/s3' && ! cmp -s '$tmp/s1' '$tmp/out'"
 
-$H generate "$tmp/g.safetensors" --prompt-tokens 116,104,101 -n 5 --threads 1 > "$tmp/t" 2>/dev/null; rc=$?
+$H generate "$tmp/g.safetensors" --prompt-tokens 116,104,101,32,113 -n 5 --threads 1 > "$tmp/t" 2>/dev/null; rc=$?
 check "--prompt-tokens reads ids (exit $rc)" "[ $rc = 0 ] && grep -q '^the quick' '$tmp/t'"
 $H generate "$tmp/g.safetensors" --prompt-tokens 116,300 -n 5 > /dev/null 2> "$tmp/e1"; rc=$?
 check "a token outside the vocabulary: exit 2 naming the range" "[ $rc = 2 ] && grep -q 'ids in \\[0, 256)' '$tmp/e1'"
@@ -55,7 +55,7 @@ cat > "$tmp/att.yaml" <<YAML
 model: {d_model: 32, vocab_size: 256, pattern: "*-*-", attention: {heads: 2}, mlp: {hidden: 64}}
 YAML
 cat > "$tmp/ssm.yaml" <<YAML
-model: {d_model: 32, vocab_size: 256, pattern: "MM", ffn: none, mamba: {d_state: 8}}
+model: {d_model: 32, vocab_size: 256, pattern: "MM", mamba: {d_state: 8}}
 YAML
 $H bench generate "$tmp/ssm.yaml" "$tmp/att.yaml" --tokens 1024 --prompts 16,64 --budget-mb 2 > "$tmp/bg" 2>&1; rc=$?
 check "bench generate: decode rows at 256, 512, 1024 tokens for both models (exit $rc)" \
