@@ -9,12 +9,21 @@
 #include "optim.h"
 #include "store.h"
 #include <math.h>
+#include <glob.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+// The first SIGINT or SIGTERM asks the loop to stop after the step (and checkpoint); a second
+// one ends the process at once, as the default action would (the run stays resumable from its
+// last checkpoint, like after SIGKILL).
 static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) {
+    if (stop_signal) { signal(sig, SIG_DFL); raise(sig); }
+    stop_signal = sig;
+}
 
 // Fills a batch with example idx[b] of task[b] (state st[b]) for each slot b, in parallel:
 // examples are independent and generated from their own seeds, so the batch does not depend on
@@ -182,6 +191,106 @@ RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, c
     return ri;
 }
 
+// ---- training checkpoints and resuming ----
+
+// The absolute form of path, which need not exist yet. Returns 0, or -1 when it does not fit.
+static int absolute_path(const char *path, char *out, size_t cap) {
+    char cwd[4096];
+    int n = path[0] == '/' || !getcwd(cwd, sizeof cwd) ? snprintf(out, cap, "%s", path) : snprintf(out, cap, "%s/%s", cwd, path);
+    return n >= 0 && (size_t)n < cap ? 0 : -1;
+}
+
+// Where a run's training checkpoint goes: in train.checkpoint_dir, or checkpoints/ next to the
+// store, named after the store file and the run id (a row of a store has one file, whatever
+// else shares the directory), or without a store after the run identity. "" when there is
+// neither a directory nor a store. The path follows from the run alone, so a process killed
+// between writing the file and recording it in the store loses nothing. Returns 0, or -1 when
+// the path does not fit.
+static int training_checkpoint_path(const Config *cfg, const char *dbpath, int64_t run, const char *identity, char *out,
+                                    size_t cap) {
+    const char *dir = cfg_str(cfg, "train.checkpoint_dir");
+    out[0] = 0;
+    if (!dir[0] && !dbpath) return 0;
+    int n;
+    if (dbpath) {
+        const char *slash = strrchr(dbpath, '/'), *base = slash ? slash + 1 : dbpath, *dot = strrchr(base, '.');
+        int dlen = (int)(base - dbpath), blen = dot && dot > base ? (int)(dot - base) : (int)strlen(base);
+        n = dir[0] ? snprintf(out, cap, "%s/%.*s-run%lld.safetensors", dir, blen, base, (long long)run)
+                   : snprintf(out, cap, "%.*scheckpoints/%.*s-run%lld.safetensors", dlen, dbpath, blen, base, (long long)run);
+    } else {
+        n = snprintf(out, cap, "%s/%s.safetensors", dir, identity);
+    }
+    if (n >= 0 && (size_t)n < cap) return 0;
+    out[0] = 0;
+    return -1;
+}
+
+// The data plan's position (each phase's cursor and epoch of every task) into ts.
+static void plan_position(const DataPlan *p, TrainState *ts) {
+    ts->nphases = p->nphases;
+    for (int k = 0; k < p->nphases; k++) {
+        const Mixture *mx = &p->phase[k].mix;
+        ts->ntasks[k] = mx->n;
+        for (int i = 0; i < mx->n; i++) { ts->cursor[k][i] = mx->cursor[i]; ts->epoch[k][i] = mx->epoch[i]; }
+    }
+}
+
+// Brings a freshly opened data plan to where it is after `steps` steps by drawing those steps'
+// batches again (indices only: no example is generated), which is by construction the order an
+// uninterrupted run saw. The position reached must be the one the checkpoint recorded.
+static int replay_plan(DataPlan *p, long steps, int B, const TrainState *ts, char *err, size_t cap) {
+    const Task *task[B];
+    void *st[B];
+    long idx[B];
+    for (long s = 0; s < steps; s++) plan_batch(p, s, B, task, st, idx);
+    static TrainState now;   // large (paths): not on the stack
+    memset(&now, 0, sizeof now);
+    plan_position(p, &now);
+    int same = now.nphases == ts->nphases;
+    for (int k = 0; same && k < now.nphases; k++) {
+        same = now.ntasks[k] == ts->ntasks[k];
+        for (int i = 0; same && i < now.ntasks[k]; i++)
+            same = now.cursor[k][i] == ts->cursor[k][i] && now.epoch[k][i] == ts->epoch[k][i];
+    }
+    if (!same) snprintf(err, cap, "the data order replayed to step %ld is not the one the checkpoint recorded (another code version?)", steps);
+    return same ? 0 : -1;
+}
+
+// The first parameter tensor, in declaration order, whose gradient holds a NaN or infinity, or
+// failing that whose weights do; *what says which. NULL when every value is finite.
+static const char *first_nonfinite(const Model *m, const char **what) {
+    for (int pass = 0; pass < 2; pass++) {
+        const real *base = pass ? m->params : m->grads;
+        for (int i = 0; i < m->npinfo; i++) {
+            const real *x = base + m->pinfo[i].offset;
+            for (size_t k = 0; k < m->pinfo[i].numel; k++)
+                if (!isfinite(x[k])) { *what = pass ? "weight" : "gradient"; return m->pinfo[i].name; }
+        }
+    }
+    return NULL;
+}
+
+// Writes the training checkpoint of the state after ts->step steps.
+static int save_training(const Model *m, const AdamW *opt, const DataPlan *plan, TrainState *ts, double t0, const char *path,
+                         char *err, size_t cap) {
+    ts->wall = now_seconds() - t0;
+    plan_position(plan, ts);
+    return checkpoint_save_training(m, opt, ts, path, err, cap);
+}
+
+// A training checkpoint whose writer was killed leaves PATH.tmp.PID behind (PATH itself is whole).
+static void remove_stale_temporaries(const char *path) {
+    size_t n = strlen(path) + 8;
+    char *pat = xmalloc(n);
+    snprintf(pat, n, "%s.tmp.*", path);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+        globfree(&g);
+    }
+    free(pat);
+}
+
 int train_main(const Config *cfg, const TrainOptions *o) {
     ConfError err;
     Model m;
@@ -209,7 +318,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     size_t mem0 = alloc_touched_bytes();
     model_alloc(&m, B, T, B * plan.max_labels);
     model_init(&m, seed);
-    char emsg[1024];
+    char emsg[1200];
     if (o->init && checkpoint_load(&m, o->init, emsg, sizeof emsg) != 0) {
         fprintf(stderr, "hlab: --init: %s\n", emsg);
         return EXIT_BADINPUT;
@@ -222,29 +331,128 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     long log_every = cfg_int(cfg, "train.log_every"), eval_every = cfg_int(cfg, "eval.every");
     long eval_max = cfg_int(cfg, "eval.max_examples");
     double early = cfg_num(cfg, "eval.early_stop");
+    long ckpt_every = cfg_int(cfg, "train.checkpoint_every"), max_skips = cfg_int(cfg, "train.max_skipped_steps");
+    int skip_policy = !strcmp(cfg_str(cfg, "train.on_divergence"), "skip_step");
 
-    // the run store
     MachineInfo mi;
     machine_info(&mi);
     char *yaml = config_canonical_yaml(cfg);
     char identity[17];
     run_identity(yaml, cfg_int(cfg, "seed"), "", identity);
-    const char *dbpath = o->db ? o->db : cfg_str(cfg, "store.db");
+
+    // a resumed run starts from its checkpoint: weights, AdamW moments, and the data order
+    // replayed to its step. The sweep's fallback: a checkpoint it cannot use means starting over.
+    static TrainState ts;   // large (paths): not on the stack
+    memset(&ts, 0, sizeof ts);
+    int resumed = 0;
+    if (o->resume) {
+        char why[1400] = "no checkpoint recorded";
+        int bad = 1;
+        if (!o->resume[0] || checkpoint_load_training(&m, &opt, &ts, o->resume, why, sizeof why) != 0) bad = 1;
+        else if (strcmp(ts.identity, identity))
+            snprintf(why, sizeof why, "%s is a checkpoint of another run (identity %s; this config's is %s)", o->resume, ts.identity, identity);
+        else if (ts.step < 0 || ts.step > steps) snprintf(why, sizeof why, "%s: step %ld is not in 0..%ld", o->resume, ts.step, steps);
+        else bad = replay_plan(&plan, ts.step, B, &ts, why, sizeof why) != 0;
+        if (bad && !o->resume_fallback) {
+            fprintf(stderr, "hlab: --resume: %s\n", why);
+            free(yaml); adamw_free(&opt); plan_close(&plan); model_free(&m);
+            return EXIT_BADINPUT;
+        }
+        if (bad) {   // back to a fresh start: weights, moments and data order as a new run has them
+            fprintf(stderr, "hlab: warning: cannot resume (%s): training from the start\n", why);
+            model_init(&m, seed);
+            memset(opt.m, 0, opt.n * sizeof(real));
+            memset(opt.v, 0, opt.n * sizeof(real));
+            opt.t = 0;
+            plan_close(&plan);
+            plan_open(&plan, cfg, B, dseed, &err);   // it opened before: it opens again
+            memset(&ts, 0, sizeof ts);
+        } else {
+            resumed = 1;
+            if (ts.threads && ts.threads != mi.threads)
+                fprintf(stderr, "hlab: warning: the checkpoint was written with %d threads, this process has %d: the "
+                        "continuation is not bitwise what an uninterrupted run would give\n", ts.threads, mi.threads);
+            if (strcmp(ts.version, mi.code_version))
+                fprintf(stderr, "hlab: warning: the checkpoint was written by code version %s, this is %s\n", ts.version, mi.code_version);
+        }
+    }
+
+    // the run store
+    const char *dbpath = o->db ? o->db : resumed && ts.store[0] ? ts.store : resumed ? "none" : cfg_str(cfg, "store.db");
+    int use_store = dbpath[0] && strcmp(dbpath, "none");
+    if (ckpt_every > 0 && !use_store && !cfg_str(cfg, "train.checkpoint_dir")[0]) {
+        fprintf(stderr, "hlab: train.checkpoint_every needs a run store or train.checkpoint_dir to put the checkpoints in\n");
+        free(yaml); adamw_free(&opt); plan_close(&plan); model_free(&m);
+        return EXIT_BADINPUT;
+    }
     Store *store = NULL;
     int64_t run = -1;
-    if (dbpath[0] && strcmp(dbpath, "none")) {
+    if (use_store) {
         store = store_open(dbpath, emsg, sizeof emsg);
         if (!store) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
-        RunInfo ri = run_info_for(cfg, &m, &mi, yaml, identity, o->experiment, o->variant);
-        run = o->run_id > 0 ? o->run_id : store_run_begin(store, &ri, cfg);   // a sweep claimed it already
+        if (o->resume) {
+            // the run's row again: metrics after the checkpoint's step (the killed attempt got
+            // further) and end-of-training evals go, so the store holds one curve
+            run = o->run_id > 0 ? o->run_id : ts.run;
+            if (run <= 0) {
+                fprintf(stderr, "hlab: --resume: %s names no run of a store (trained without one? then --db none)\n", o->resume);
+                store_close(store);
+                return EXIT_BADINPUT;
+            }
+            if (store_run_reopen(store, run, identity, ts.step, mi.host) != 0) {
+                fprintf(stderr, "hlab: --resume: %s\n", store_errmsg(store));
+                store_close(store);
+                return EXIT_BADINPUT;
+            }
+        } else {
+            RunInfo ri = run_info_for(cfg, &m, &mi, yaml, identity, o->experiment, o->variant);
+            run = o->run_id > 0 ? o->run_id : store_run_begin(store, &ri, cfg);   // a sweep claimed it already
+        }
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }
-    if (!o->quiet)
+    char ckpt[4096], ckpt_abs[4096] = "";
+    if (training_checkpoint_path(cfg, store ? dbpath : NULL, run, identity, ckpt, sizeof ckpt) != 0 ||
+        (ckpt[0] && absolute_path(ckpt, ckpt_abs, sizeof ckpt_abs) != 0)) {
+        fprintf(stderr, "hlab: warning: the training checkpoint's path is too long: no training checkpoints\n");
+        ckpt[0] = 0;
+    }
+    if (ckpt[0]) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", ckpt);
+        *strrchr(dir, '/') = 0;
+        int e = mkdir_p(dir);
+        if (e) {
+            fprintf(stderr, "hlab: %scannot create the checkpoint directory %s: %s\n", ckpt_every > 0 ? "" : "warning: ", dir, strerror(e));
+            if (ckpt_every > 0) {
+                if (store) { store_run_end(store, run, "failed", "cannot create the checkpoint directory"); store_close(store); }
+                return EXIT_FAIL;
+            }
+            ckpt[0] = 0;
+        }
+    }
+    if (ckpt[0]) {
+        remove_stale_temporaries(ckpt);
+        // recorded before the first checkpoint exists: a sweep then resumes the run from it (or
+        // starts over when there is none yet) instead of deleting the row and the file's claim
+        if (store && ckpt_every > 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
+            fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
+    }
+    snprintf(ts.identity, sizeof ts.identity, "%s", identity);
+    ts.run = run > 0 ? run : 0;
+    if (!store || absolute_path(dbpath, ts.store, sizeof ts.store) != 0) ts.store[0] = 0;
+    ts.threads = mi.threads;
+
+    if (!o->quiet) {
         printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d sequences (up to %d tokens), %d threads, BLAS core %s\n",
                (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
+        if (resumed) printf("resuming at step %ld from %s\n", ts.step, o->resume);
+    }
 
+    // SIGINT/SIGTERM: finish the step, checkpoint, stop. SA_RESTART keeps a checkpoint or store
+    // write that the signal lands in from failing with EINTR. A second signal stops at once.
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
@@ -257,11 +465,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     void *bst[B];
 
     const char *status = "done";
-    char errbuf[1200] = "";
-    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, interval_tokens = 0, loss_acc = 0, aux_acc = 0;
-    long loss_n = 0, step;
+    char errbuf[6000] = "";
+    double t0 = now_seconds() - ts.wall, tlog = now_seconds(), interval_tokens = 0;
+    long step;
     int exit_code = EXIT_OK;
-    for (step = 0; step < steps; step++) {
+    for (step = ts.step; step < steps && !ts.finished; step++) {
         if (!o->quiet && plan.nphases > 1 && plan_phase(&plan, step)->first == step)
             printf("phase %d: steps %ld..%ld\n", (int)(plan_phase(&plan, step) - plan.phase) + 1, step + 1,
                    step + plan_phase(&plan, step)->steps);
@@ -271,33 +479,47 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         double loss = model_forward(&m, tok, tgt, B, Tb);
         model_backward(&m);
         double gn = grad_norm(m.grads, m.nparams);
-        aux_acc += m.aux_loss;
-        if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
-            snprintf(errbuf, sizeof errbuf, "step %ld: non-finite %s (loss %g, gradient norm %g)", step,
-                     isfinite(loss) ? "gradient" : "loss", loss, gn);
-            status = "diverged"; exit_code = EXIT_DIVERGED;
-            break;
-        }
         double lr = plan_lr(&plan, &sched, step);
-        adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
-        double batch_tokens = 0;
-        for (int b = 0; b < B; b++) batch_tokens += len[b];
-        tokens_seen += batch_tokens;
-        interval_tokens += batch_tokens;
-        loss_acc += loss; loss_n++;
+        int skipped = 0;
+        if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
+            // which tensor went first says where to look (a block's backward, an lr too high ...)
+            const char *what = "gradient", *tensor = first_nonfinite(&m, &what);
+            char why[1000];
+            snprintf(why, sizeof why, "step %ld: non-finite %s (loss %g, gradient norm %g); first non-finite %s: %s", step + 1,
+                     isfinite(loss) && isfinite(m.aux_loss) ? "gradient" : "loss", loss, gn, what, tensor ? tensor : "none found");
+            if (skip_policy && ts.skipped < max_skips) {
+                ts.skipped++;
+                skipped = 1;
+                if (!o->quiet) printf("%s: update skipped (%ld of at most %ld)\n", why, ts.skipped, max_skips);
+            } else {
+                if (skip_policy) snprintf(errbuf, sizeof errbuf, "%s; %ld updates skipped before it (train.max_skipped_steps)", why, ts.skipped);
+                else snprintf(errbuf, sizeof errbuf, "%s", why);
+                status = "diverged"; exit_code = EXIT_DIVERGED;
+                break;
+            }
+        }
+        if (!skipped) {   // a skipped step changes nothing but the count: no update, no loss, no tokens
+            adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
+            double batch_tokens = 0;
+            for (int b = 0; b < B; b++) batch_tokens += len[b];
+            ts.tokens += batch_tokens;
+            interval_tokens += batch_tokens;
+            ts.loss_sum += loss; ts.aux_sum += m.aux_loss; ts.loss_n++;
+        }
 
         int last = step == steps - 1;
         if ((step + 1) % log_every == 0 || last) {
             double now = now_seconds(), wall = now - t0;
             double tps = interval_tokens / (now - tlog);
-            double mean_loss = loss_acc / loss_n;
+            double mean_loss = ts.loss_n ? ts.loss_sum / ts.loss_n : NAN;
             if (store) {
-                store_metric(store, run, step + 1, tokens_seen, wall, "train_loss", mean_loss);
-                store_metric(store, run, step + 1, tokens_seen, wall, "lr", lr);
-                store_metric(store, run, step + 1, tokens_seen, wall, "grad_norm", gn);
-                store_metric(store, run, step + 1, tokens_seen, wall, "tokens_per_s", tps);
-                if (aux_acc != 0) store_metric(store, run, step + 1, tokens_seen, wall, "aux_loss", aux_acc / loss_n);
-                MetricCtx mc = {store, run, step + 1, tokens_seen, wall};
+                store_metric(store, run, step + 1, ts.tokens, wall, "train_loss", mean_loss);
+                store_metric(store, run, step + 1, ts.tokens, wall, "lr", lr);
+                store_metric(store, run, step + 1, ts.tokens, wall, "grad_norm", gn);
+                store_metric(store, run, step + 1, ts.tokens, wall, "tokens_per_s", tps);
+                if (ts.aux_sum != 0) store_metric(store, run, step + 1, ts.tokens, wall, "aux_loss", ts.aux_sum / ts.loss_n);
+                if (skip_policy) store_metric(store, run, step + 1, ts.tokens, wall, "skipped_steps", ts.skipped);
+                MetricCtx mc = {store, run, step + 1, ts.tokens, wall};
                 model_report(&m, store_emit, &mc);   // per-layer numbers such as expert load
                 store_flush(store);
             }
@@ -305,7 +527,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             if (!o->quiet)
                 printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
             fflush(stdout);
-            loss_acc = 0; aux_acc = 0; loss_n = 0; interval_tokens = 0; tlog = now_seconds();
+            ts.loss_sum = 0; ts.aux_sum = 0; ts.loss_n = 0; interval_tokens = 0; tlog = now_seconds();
         }
         int do_eval = (eval_every > 0 && (step + 1) % eval_every == 0) || (early > 0 && last);
         if (do_eval) {
@@ -322,7 +544,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 if (store && ev->n > 1) {
                     char name[96];
                     snprintf(name, sizeof name, "valid_accuracy.%s", ev->task[i]->name);
-                    store_metric(store, run, step + 1, tokens_seen, wall, name, acc);
+                    store_metric(store, run, step + 1, ts.tokens, wall, name, acc);
                 }
                 if (!o->quiet) printf("eval  step %ld  %s valid loss %.4f  %s %.4f\n", step + 1, ev->task[i]->name,
                                       stats_loss(&r.all), ev->task[i]->metric, stats_headline(ev->task[i], &r.all));
@@ -331,14 +553,15 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             if (evaluated) {
                 // micro-averaged over the labelled positions of every task
                 if (store) {
-                    store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", lab ? lsum / lab : NAN);
-                    store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", lab ? cor / lab : NAN);
+                    store_metric(store, run, step + 1, ts.tokens, wall, "valid_loss", lab ? lsum / lab : NAN);
+                    store_metric(store, run, step + 1, ts.tokens, wall, "valid_accuracy", lab ? cor / lab : NAN);
                     store_flush(store);
                 }
                 tlog = now_seconds();
                 interval_tokens = 0;
                 if (early > 0 && worst >= early) {
                     if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f%s\n", worst, early, ev->n > 1 ? " on every task" : "");
+                    ts.finished = 1;   // a resumed run must not train past this point
                     step++;
                     break;
                 }
@@ -350,8 +573,35 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             step++;
             break;
         }
+        // every checkpoint_every steps; the last step's state is written after the loop
+        if (ckpt[0] && ckpt_every > 0 && (step + 1) % ckpt_every == 0 && step + 1 < steps) {
+            ts.step = step + 1;
+            if (store) store_flush(store);   // the metrics up to this step are in the store first
+            if (save_training(&m, &opt, &plan, &ts, t0, ckpt, emsg, sizeof emsg) != 0)
+                fprintf(stderr, "hlab: warning: training checkpoint at step %ld not written (the previous one stays): %s\n", step + 1, emsg);
+        }
     }
     double train_time = now_seconds() - t0;
+
+    // The state where training stopped: stopped by a signal (to resume from), or at the end of a
+    // run that checkpoints (so a kill during the final evaluation resumes there, and the file
+    // holds the final weights). Never after divergence: the last good checkpoint stays.
+    if (ckpt[0] && (exit_code == EXIT_INTERRUPTED || (exit_code == EXIT_OK && ckpt_every > 0))) {
+        ts.step = step;
+        if (exit_code == EXIT_OK) ts.finished = 1;
+        if (store) store_flush(store);
+        if (save_training(&m, &opt, &plan, &ts, t0, ckpt, emsg, sizeof emsg) != 0) {
+            if (exit_code == EXIT_INTERRUPTED)
+                snprintf(errbuf + strlen(errbuf), sizeof errbuf - strlen(errbuf), "; no checkpoint written: %s", emsg);
+            else fprintf(stderr, "hlab: warning: final training checkpoint not written: %s\n", emsg);
+        } else {
+            if (store && ckpt_every == 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
+                fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
+            if (exit_code == EXIT_INTERRUPTED)
+                snprintf(errbuf + strlen(errbuf), sizeof errbuf - strlen(errbuf), "; checkpoint %s (hlab train --resume %s)",
+                         ckpt_abs, store ? "RUN" : "CHECKPOINT");
+        }
+    }
 
     if (exit_code == EXIT_OK) {
         // final scores of every task: validation and the held-out test split (never used for decisions)
@@ -376,7 +626,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (store) {
             // wall time includes the periodic validation; memory is every buffer allocated at start-up
             store_eval(store, run, ev->task[0]->name, "train", "{}", "train_seconds", train_time, step);
-            store_eval(store, run, ev->task[0]->name, "train", "{}", "tokens_per_second", tokens_seen / train_time, step);
+            store_eval(store, run, ev->task[0]->name, "train", "{}", "tokens_per_second", ts.tokens / train_time, step);
             store_eval(store, run, ev->task[0]->name, "train", "{}", "memory_mb", train_mb, step);
         }
         const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");
@@ -395,7 +645,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
     }
     if (exit_code != EXIT_OK) fprintf(stderr, "hlab: run %s: %s\n", status, errbuf);
-    if (!o->quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, tokens_seen / train_time);
+    if (!o->quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, ts.tokens / train_time);
     if (store) {
         store_run_end(store, run, status, errbuf[0] ? errbuf : NULL);
         store_close(store);
@@ -405,4 +655,95 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     plan_close(&plan);
     model_free(&m);
     return exit_code;
+}
+
+// Continues from the training checkpoint at path with the config it holds, which a config
+// given on the command line must equal.
+static int train_resume_config(const char *path, const Config *given, const TrainOptions *o) {
+    char emsg[1200];
+    char *yaml = checkpoint_config(path, emsg, sizeof emsg);
+    if (!yaml) { fprintf(stderr, "hlab: --resume: %s\n", emsg); return EXIT_BADINPUT; }
+    if (!checkpoint_is_training(path)) {
+        fprintf(stderr, "hlab: --resume: %s holds final weights only, not a training checkpoint\n", path);
+        free(yaml);
+        return EXIT_BADINPUT;
+    }
+    Config c;
+    ConfError err;
+    if (config_load_string(&c, yaml, path, NULL, 0, all_key_tables(), &err) != 0) {
+        fprintf(stderr, "hlab: --resume: the checkpoint's config: %s\n", err.msg);
+        free(yaml);
+        return EXIT_BADINPUT;
+    }
+    free(yaml);
+    int rc = EXIT_BADINPUT;
+    char *mine = config_canonical_yaml(&c), *theirs = given ? config_canonical_yaml(given) : NULL;
+    if (theirs && strcmp(mine, theirs)) {
+        // the first line that differs says which key
+        const char *a = mine, *b = theirs;
+        while (*a && *a == *b) a++, b++;
+        while (a > mine && a[-1] != '\n') a--, b--;
+        fprintf(stderr, "hlab: --resume: the config differs from the run's own (run: %.*s; given: %.*s); resume without a "
+                "config, or train the changed config as a new run\n", (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
+    } else {
+        rc = train_main(&c, o);
+    }
+    free(mine); free(theirs);
+    config_free(&c);
+    return rc;
+}
+
+// `hlab train --resume RUN|CHECKPOINT [CONFIG]`: finds the checkpoint (a run id: the one its row
+// records), takes the config from it and continues the run.
+int train_resume(const char *target, const Config *given, const TrainOptions *o) {
+    char emsg[1200], path[4096];
+    int64_t run = 0;
+    int is_id = target[0] && strspn(target, "0123456789") == strlen(target) && access(target, F_OK) != 0;
+    if (is_id) {
+        const char *dbpath = o->db ? o->db : given ? cfg_str(given, "store.db") : store_default_path();
+        if (!dbpath[0] || !strcmp(dbpath, "none")) {
+            fprintf(stderr, "hlab: --resume %s: a run id needs the run store (--db PATH)\n", target);
+            return EXIT_BADINPUT;
+        }
+        run = atoll(target);
+        Store *s = store_open(dbpath, emsg, sizeof emsg);
+        if (!s) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
+        sqlite3_stmt *st;
+        int found = 0;
+        char status[32] = "";
+        path[0] = 0;
+        if (sqlite3_prepare_v2(store_sqlite(s), "SELECT status, checkpoint FROM runs WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, run);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                found = 1;
+                snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 0));
+                if (sqlite3_column_text(st, 1)) snprintf(path, sizeof path, "%s", (const char *)sqlite3_column_text(st, 1));
+            }
+            sqlite3_finalize(st);
+        }
+        store_close(s);
+        const char *why = !found ? "no such run" : !strcmp(status, "done") ? "it is done: nothing to resume"
+                        : !strcmp(status, "diverged") ? "it diverged (and would again: see train.on_divergence)"
+                        : !path[0] ? "it recorded no training checkpoint (train.checkpoint_every was 0 and no signal stopped it): train it again"
+                        : NULL;
+        if (why) { fprintf(stderr, "hlab: --resume: run %s of %s: %s\n", target, dbpath, why); return EXIT_BADINPUT; }
+        if (access(path, R_OK) != 0) {
+            fprintf(stderr, "hlab: --resume: run %s: no checkpoint at %s yet (killed before its first one?): train it again\n", target, path);
+            return EXIT_BADINPUT;
+        }
+        if (!o->db) {   // the run's store, for train_main
+            static char db[4096];
+            snprintf(db, sizeof db, "%s", dbpath);
+            dbpath = db;
+        }
+        TrainOptions r = *o;
+        r.db = dbpath;
+        r.run_id = run;
+        r.resume = path;
+        return train_resume_config(path, given, &r);
+    }
+    snprintf(path, sizeof path, "%s", target);
+    TrainOptions r = *o;
+    r.resume = path;
+    return train_resume_config(path, given, &r);
 }
