@@ -256,18 +256,27 @@ static int replay_plan(DataPlan *p, long steps, int B, const TrainState *ts, cha
     return same ? 0 : -1;
 }
 
-// The first parameter tensor, in declaration order, whose gradient holds a NaN or infinity, or
-// failing that whose weights do; *what says which. NULL when every value is finite.
-static const char *first_nonfinite(const Model *m, const char **what) {
-    for (int pass = 0; pass < 2; pass++) {
-        const real *base = pass ? m->params : m->grads;
-        for (int i = 0; i < m->npinfo; i++) {
-            const real *x = base + m->pinfo[i].offset;
-            for (size_t k = 0; k < m->pinfo[i].numel; k++)
-                if (!isfinite(x[k])) { *what = pass ? "weight" : "gradient"; return m->pinfo[i].name; }
+// Where the non-finite values are, into out: a non-finite weight first (the cause, when there
+// is one), then the first parameter tensor in declaration order whose gradient is non-finite
+// and how many tensors' gradients are (one tensor or all of them point at different causes).
+static void describe_nonfinite(const Model *m, char *out, size_t cap) {
+    int first_w = -1, first_g = -1, ng = 0;
+    for (int i = 0; i < m->npinfo; i++) {
+        const real *w = m->params + m->pinfo[i].offset, *g = m->grads + m->pinfo[i].offset;
+        int bad_w = 0, bad_g = 0;
+        for (size_t k = 0; k < m->pinfo[i].numel && !(bad_w && bad_g); k++) {
+            bad_w |= !isfinite(w[k]);
+            bad_g |= !isfinite(g[k]);
         }
+        if (bad_w && first_w < 0) first_w = i;
+        if (bad_g && first_g < 0) first_g = i;
+        ng += bad_g;
     }
-    return NULL;
+    int n = 0;
+    if (first_w >= 0) n = snprintf(out, cap, "non-finite weight in %s; ", m->pinfo[first_w].name);
+    if (n < 0 || (size_t)n >= cap) n = 0;
+    if (first_g >= 0) snprintf(out + n, cap - n, "first non-finite gradient: %s (%d of %d tensors)", m->pinfo[first_g].name, ng, m->npinfo);
+    else snprintf(out + n, cap - n, "every gradient is finite");
 }
 
 // Writes the training checkpoint of the state after ts->step steps.
@@ -483,10 +492,10 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         int skipped = 0;
         if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
             // which tensor went first says where to look (a block's backward, an lr too high ...)
-            const char *what = "gradient", *tensor = first_nonfinite(&m, &what);
-            char why[1000];
-            snprintf(why, sizeof why, "step %ld: non-finite %s (loss %g, gradient norm %g); first non-finite %s: %s", step + 1,
-                     isfinite(loss) && isfinite(m.aux_loss) ? "gradient" : "loss", loss, gn, what, tensor ? tensor : "none found");
+            char where[600], why[1000];
+            describe_nonfinite(&m, where, sizeof where);
+            snprintf(why, sizeof why, "step %ld: non-finite %s (loss %g, gradient norm %g); %s", step + 1,
+                     isfinite(loss) && isfinite(m.aux_loss) ? "gradient" : "loss", loss, gn, where);
             if (skip_policy && ts.skipped < max_skips) {
                 ts.skipped++;
                 skipped = 1;
@@ -597,9 +606,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         } else {
             if (store && ckpt_every == 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
                 fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
+            char target[32];
+            snprintf(target, sizeof target, "%lld", (long long)run);
             if (exit_code == EXIT_INTERRUPTED)
-                snprintf(errbuf + strlen(errbuf), sizeof errbuf - strlen(errbuf), "; checkpoint %s (hlab train --resume %s)",
-                         ckpt_abs, store ? "RUN" : "CHECKPOINT");
+                snprintf(errbuf + strlen(errbuf), sizeof errbuf - strlen(errbuf), "; checkpoint %s: continue with "
+                         "hlab train --resume %s", ckpt_abs, store ? target : ckpt_abs);
         }
     }
 
