@@ -14,7 +14,8 @@
 //        threads INTEGER, params_total REAL, params_active REAL, error TEXT, checkpoint TEXT,
 //        pid INTEGER, heartbeat REAL)
 //       one row per training run (or per checkpoint imported by `hlab eval CKPT`, variant
-//       'imported'); checkpoint = absolute path of its final weights, NULL if none were written;
+//       'imported'); checkpoint = absolute path of its final weights, or of its training checkpoint
+//       (train.checkpoint_every; recorded when the run starts), NULL if none;
 //       pid = the process training it on `host`, heartbeat = Unix time of its last metrics flush
 //       (a sweep uses both to tell a live 'running' row from one whose process died). experiment_id and variant are NULL for a plain `hlab train`.
 //       identity = hash of canonical config + seed (code version not included) (not unique: a failed run may be
