@@ -7,14 +7,12 @@
 #include "machine.h"
 #include "ops.h"
 #include "optim.h"
+#include "resume.h"
 #include "store.h"
 #include <math.h>
-#include <glob.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 // The first SIGINT or SIGTERM asks the loop to stop after the step (and checkpoint); a second
 // one ends the process at once, as the default action would (the run stays resumable from its
@@ -191,113 +189,12 @@ RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, c
     return ri;
 }
 
-// ---- training checkpoints and resuming ----
-
-// The absolute form of path, which need not exist yet. Returns 0, or -1 when it does not fit.
-static int absolute_path(const char *path, char *out, size_t cap) {
-    char cwd[4096];
-    int n = path[0] == '/' || !getcwd(cwd, sizeof cwd) ? snprintf(out, cap, "%s", path) : snprintf(out, cap, "%s/%s", cwd, path);
-    return n >= 0 && (size_t)n < cap ? 0 : -1;
-}
-
-// Where a run's training checkpoint goes: in train.checkpoint_dir, or checkpoints/ next to the
-// store, named after the store file and the run id (a row of a store has one file, whatever
-// else shares the directory), or without a store after the run identity. "" when there is
-// neither a directory nor a store. The path follows from the run alone, so a process killed
-// between writing the file and recording it in the store loses nothing. Returns 0, or -1 when
-// the path does not fit.
-static int training_checkpoint_path(const Config *cfg, const char *dbpath, int64_t run, const char *identity, char *out,
-                                    size_t cap) {
-    const char *dir = cfg_str(cfg, "train.checkpoint_dir");
-    out[0] = 0;
-    if (!dir[0] && !dbpath) return 0;
-    int n;
-    if (dbpath) {
-        const char *slash = strrchr(dbpath, '/'), *base = slash ? slash + 1 : dbpath, *dot = strrchr(base, '.');
-        int dlen = (int)(base - dbpath), blen = dot && dot > base ? (int)(dot - base) : (int)strlen(base);
-        n = dir[0] ? snprintf(out, cap, "%s/%.*s-run%lld.safetensors", dir, blen, base, (long long)run)
-                   : snprintf(out, cap, "%.*scheckpoints/%.*s-run%lld.safetensors", dlen, dbpath, blen, base, (long long)run);
-    } else {
-        n = snprintf(out, cap, "%s/%s.safetensors", dir, identity);
-    }
-    if (n >= 0 && (size_t)n < cap) return 0;
-    out[0] = 0;
-    return -1;
-}
-
-// The data plan's position (each phase's cursor and epoch of every task) into ts.
-static void plan_position(const DataPlan *p, TrainState *ts) {
-    ts->nphases = p->nphases;
-    for (int k = 0; k < p->nphases; k++) {
-        const Mixture *mx = &p->phase[k].mix;
-        ts->ntasks[k] = mx->n;
-        for (int i = 0; i < mx->n; i++) { ts->cursor[k][i] = mx->cursor[i]; ts->epoch[k][i] = mx->epoch[i]; }
-    }
-}
-
-// Brings a freshly opened data plan to where it is after `steps` steps by drawing those steps'
-// batches again (indices only: no example is generated), which is by construction the order an
-// uninterrupted run saw. The position reached must be the one the checkpoint recorded.
-static int replay_plan(DataPlan *p, long steps, int B, const TrainState *ts, char *err, size_t cap) {
-    const Task *task[B];
-    void *st[B];
-    long idx[B];
-    for (long s = 0; s < steps; s++) plan_batch(p, s, B, task, st, idx);
-    static TrainState now;   // large (paths): not on the stack
-    memset(&now, 0, sizeof now);
-    plan_position(p, &now);
-    int same = now.nphases == ts->nphases;
-    for (int k = 0; same && k < now.nphases; k++) {
-        same = now.ntasks[k] == ts->ntasks[k];
-        for (int i = 0; same && i < now.ntasks[k]; i++)
-            same = now.cursor[k][i] == ts->cursor[k][i] && now.epoch[k][i] == ts->epoch[k][i];
-    }
-    if (!same) snprintf(err, cap, "the data order replayed to step %ld is not the one the checkpoint recorded (another code version?)", steps);
-    return same ? 0 : -1;
-}
-
-// Where the non-finite values are, into out: a non-finite weight first (the cause, when there
-// is one), then the first parameter tensor in declaration order whose gradient is non-finite
-// and how many tensors' gradients are (one tensor or all of them point at different causes).
-static void describe_nonfinite(const Model *m, char *out, size_t cap) {
-    int first_w = -1, first_g = -1, ng = 0;
-    for (int i = 0; i < m->npinfo; i++) {
-        const real *w = m->params + m->pinfo[i].offset, *g = m->grads + m->pinfo[i].offset;
-        int bad_w = 0, bad_g = 0;
-        for (size_t k = 0; k < m->pinfo[i].numel && !(bad_w && bad_g); k++) {
-            bad_w |= !isfinite(w[k]);
-            bad_g |= !isfinite(g[k]);
-        }
-        if (bad_w && first_w < 0) first_w = i;
-        if (bad_g && first_g < 0) first_g = i;
-        ng += bad_g;
-    }
-    int n = 0;
-    if (first_w >= 0) n = snprintf(out, cap, "non-finite weight in %s; ", m->pinfo[first_w].name);
-    if (n < 0 || (size_t)n >= cap) n = 0;
-    if (first_g >= 0) snprintf(out + n, cap - n, "first non-finite gradient: %s (%d of %d tensors)", m->pinfo[first_g].name, ng, m->npinfo);
-    else snprintf(out + n, cap - n, "every gradient is finite");
-}
-
 // Writes the training checkpoint of the state after ts->step steps.
 static int save_training(const Model *m, const AdamW *opt, const DataPlan *plan, TrainState *ts, double t0, const char *path,
                          char *err, size_t cap) {
     ts->wall = now_seconds() - t0;
-    plan_position(plan, ts);
+    resume_plan_position(plan, ts);
     return checkpoint_save_training(m, opt, ts, path, err, cap);
-}
-
-// A training checkpoint whose writer was killed leaves PATH.tmp.PID behind (PATH itself is whole).
-static void remove_stale_temporaries(const char *path) {
-    size_t n = strlen(path) + 8;
-    char *pat = xmalloc(n);
-    snprintf(pat, n, "%s.tmp.*", path);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
-        globfree(&g);
-    }
-    free(pat);
 }
 
 int train_main(const Config *cfg, const TrainOptions *o) {
@@ -361,7 +258,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         else if (strcmp(ts.identity, identity))
             snprintf(why, sizeof why, "%s is a checkpoint of another run (identity %s; this config's is %s)", o->resume, ts.identity, identity);
         else if (ts.step < 0 || ts.step > steps) snprintf(why, sizeof why, "%s: step %ld is not in 0..%ld", o->resume, ts.step, steps);
-        else bad = replay_plan(&plan, ts.step, B, &ts, why, sizeof why) != 0;
+        else bad = resume_replay_plan(&plan, ts.step, B, &ts, why, sizeof why) != 0;
         if (bad && !o->resume_fallback) {
             fprintf(stderr, "hlab: --resume: %s\n", why);
             free(yaml); adamw_free(&opt); plan_close(&plan); model_free(&m);
@@ -420,8 +317,8 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }
     char ckpt[4096], ckpt_abs[4096] = "";
-    if (training_checkpoint_path(cfg, store ? dbpath : NULL, run, identity, ckpt, sizeof ckpt) != 0 ||
-        (ckpt[0] && absolute_path(ckpt, ckpt_abs, sizeof ckpt_abs) != 0)) {
+    if (resume_checkpoint_path(cfg, store ? dbpath : NULL, run, identity, ckpt, sizeof ckpt) != 0 ||
+        (ckpt[0] && resume_absolute_path(ckpt, ckpt_abs, sizeof ckpt_abs) != 0)) {
         fprintf(stderr, "hlab: warning: the training checkpoint's path is too long: no training checkpoints\n");
         ckpt[0] = 0;
     }
@@ -440,7 +337,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
     }
     if (ckpt[0]) {
-        remove_stale_temporaries(ckpt);
+        resume_remove_temporaries(ckpt);
         // recorded before the first checkpoint exists: a sweep then resumes the run from it (or
         // starts over when there is none yet) instead of deleting the row and the file's claim
         if (store && ckpt_every > 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
@@ -448,7 +345,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     }
     snprintf(ts.identity, sizeof ts.identity, "%s", identity);
     ts.run = run > 0 ? run : 0;
-    if (!store || absolute_path(dbpath, ts.store, sizeof ts.store) != 0) ts.store[0] = 0;
+    if (!store || resume_absolute_path(dbpath, ts.store, sizeof ts.store) != 0) ts.store[0] = 0;
     ts.threads = mi.threads;
 
     if (!o->quiet) {
@@ -493,7 +390,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
             // which tensor went first says where to look (a block's backward, an lr too high ...)
             char where[600], why[1000];
-            describe_nonfinite(&m, where, sizeof where);
+            nonfinite_where(&m, where, sizeof where);
             snprintf(why, sizeof why, "step %ld: non-finite %s (loss %g, gradient norm %g); %s", step + 1,
                      isfinite(loss) && isfinite(m.aux_loss) ? "gradient" : "loss", loss, gn, where);
             if (skip_policy && ts.skipped < max_skips) {
@@ -666,95 +563,4 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     plan_close(&plan);
     model_free(&m);
     return exit_code;
-}
-
-// Continues from the training checkpoint at path with the config it holds, which a config
-// given on the command line must equal.
-static int train_resume_config(const char *path, const Config *given, const TrainOptions *o) {
-    char emsg[1200];
-    char *yaml = checkpoint_config(path, emsg, sizeof emsg);
-    if (!yaml) { fprintf(stderr, "hlab: --resume: %s\n", emsg); return EXIT_BADINPUT; }
-    if (!checkpoint_is_training(path)) {
-        fprintf(stderr, "hlab: --resume: %s holds final weights only, not a training checkpoint\n", path);
-        free(yaml);
-        return EXIT_BADINPUT;
-    }
-    Config c;
-    ConfError err;
-    if (config_load_string(&c, yaml, path, NULL, 0, all_key_tables(), &err) != 0) {
-        fprintf(stderr, "hlab: --resume: the checkpoint's config: %s\n", err.msg);
-        free(yaml);
-        return EXIT_BADINPUT;
-    }
-    free(yaml);
-    int rc = EXIT_BADINPUT;
-    char *mine = config_canonical_yaml(&c), *theirs = given ? config_canonical_yaml(given) : NULL;
-    if (theirs && strcmp(mine, theirs)) {
-        // the first line that differs says which key
-        const char *a = mine, *b = theirs;
-        while (*a && *a == *b) a++, b++;
-        while (a > mine && a[-1] != '\n') a--, b--;
-        fprintf(stderr, "hlab: --resume: the config differs from the run's own (run: %.*s; given: %.*s); resume without a "
-                "config, or train the changed config as a new run\n", (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b);
-    } else {
-        rc = train_main(&c, o);
-    }
-    free(mine); free(theirs);
-    config_free(&c);
-    return rc;
-}
-
-// `hlab train --resume RUN|CHECKPOINT [CONFIG]`: finds the checkpoint (a run id: the one its row
-// records), takes the config from it and continues the run.
-int train_resume(const char *target, const Config *given, const TrainOptions *o) {
-    char emsg[1200], path[4096];
-    int64_t run = 0;
-    int is_id = target[0] && strspn(target, "0123456789") == strlen(target) && access(target, F_OK) != 0;
-    if (is_id) {
-        const char *dbpath = o->db ? o->db : given ? cfg_str(given, "store.db") : store_default_path();
-        if (!dbpath[0] || !strcmp(dbpath, "none")) {
-            fprintf(stderr, "hlab: --resume %s: a run id needs the run store (--db PATH)\n", target);
-            return EXIT_BADINPUT;
-        }
-        run = atoll(target);
-        Store *s = store_open(dbpath, emsg, sizeof emsg);
-        if (!s) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
-        sqlite3_stmt *st;
-        int found = 0;
-        char status[32] = "";
-        path[0] = 0;
-        if (sqlite3_prepare_v2(store_sqlite(s), "SELECT status, checkpoint FROM runs WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, run);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                found = 1;
-                snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 0));
-                if (sqlite3_column_text(st, 1)) snprintf(path, sizeof path, "%s", (const char *)sqlite3_column_text(st, 1));
-            }
-            sqlite3_finalize(st);
-        }
-        store_close(s);
-        const char *why = !found ? "no such run" : !strcmp(status, "done") ? "it is done: nothing to resume"
-                        : !strcmp(status, "diverged") ? "it diverged (and would again: see train.on_divergence)"
-                        : !path[0] ? "it recorded no training checkpoint (train.checkpoint_every was 0 and no signal stopped it): train it again"
-                        : NULL;
-        if (why) { fprintf(stderr, "hlab: --resume: run %s of %s: %s\n", target, dbpath, why); return EXIT_BADINPUT; }
-        if (access(path, R_OK) != 0) {
-            fprintf(stderr, "hlab: --resume: run %s: no checkpoint at %s yet (killed before its first one?): train it again\n", target, path);
-            return EXIT_BADINPUT;
-        }
-        if (!o->db) {   // the run's store, for train_main
-            static char db[4096];
-            snprintf(db, sizeof db, "%s", dbpath);
-            dbpath = db;
-        }
-        TrainOptions r = *o;
-        r.db = dbpath;
-        r.run_id = run;
-        r.resume = path;
-        return train_resume_config(path, given, &r);
-    }
-    snprintf(path, sizeof path, "%s", target);
-    TrainOptions r = *o;
-    r.resume = path;
-    return train_resume_config(path, given, &r);
 }
