@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // The first SIGINT or SIGTERM asks the loop to stop after the step (and checkpoint); a second
 // one ends the process at once, as the default action would (the run stays resumable from its
@@ -338,6 +339,9 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     }
     if (ckpt[0]) {
         resume_remove_temporaries(ckpt);
+        // the path belongs to this run: a file there on a fresh start is another, older run's
+        // (a store deleted and made again reuses run ids) and must not be resumed into this one
+        if (!resumed) unlink(ckpt);
         // recorded before the first checkpoint exists: a sweep then resumes the run from it (or
         // starts over when there is none yet) instead of deleting the row and the file's claim
         if (store && ckpt_every > 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
