@@ -11,6 +11,7 @@
 #include "store.h"
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -188,6 +189,16 @@ RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, c
                   .host = mi->host, .cpu = mi->cpu, .blas_core = mi->blas_core, .threads = mi->threads,
                   .params_total = model_param_count(m), .params_active = model_active_count(m)};
     return ri;
+}
+
+// Appends to the text in buf[cap], cut at cap.
+static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...) {
+    size_t n = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n < cap) vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
 }
 
 // Writes the training checkpoint of the state after ts->step steps.
@@ -502,7 +513,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (store) store_flush(store);
         if (save_training(&m, &opt, &plan, &ts, t0, ckpt, emsg, sizeof emsg) != 0) {
             if (exit_code == EXIT_INTERRUPTED)
-                snprintf(errbuf + strlen(errbuf), sizeof errbuf - strlen(errbuf), "; no checkpoint written: %s", emsg);
+                append(errbuf, sizeof errbuf, "; no checkpoint written: %s", emsg);
             else fprintf(stderr, "hlab: warning: final training checkpoint not written: %s\n", emsg);
         } else {
             if (store && ckpt_every == 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
@@ -510,8 +521,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             char target[32];
             snprintf(target, sizeof target, "%lld", (long long)run);
             if (exit_code == EXIT_INTERRUPTED)
-                snprintf(errbuf + strlen(errbuf), sizeof errbuf - strlen(errbuf), "; checkpoint %s: continue with "
-                         "hlab train --resume %s", ckpt_abs, store ? target : ckpt_abs);
+                append(errbuf, sizeof errbuf, "; checkpoint %s: continue with hlab train --resume %s", ckpt_abs, store ? target : ckpt_abs);
         }
     }
 
