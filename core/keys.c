@@ -69,6 +69,15 @@ const KeySpec core_keys[] = {
     {"train.threads", KT_INT, "0", 0, 1024, NULL, 0, "OpenMP threads (0: OMP_NUM_THREADS if set, else all cores); part of the determinism contract"},
     {"train.log_every", KT_INT, "50", 1, BIG, NULL, 0, "record metrics every N steps"},
     {"train.checkpoint", KT_STRING, "", 0, -1, NULL, 0, "write the final weights to this safetensors file (empty: none)"},
+    {"train.checkpoint_every", KT_INT, "0", 0, BIG, NULL, 0,
+     "every N steps, write a training checkpoint (weights, AdamW state, position) that `hlab train --resume` continues "
+     "bitwise exactly (0: only when stopped by SIGINT/SIGTERM)"},
+    {"train.checkpoint_dir", KT_STRING, "", 0, -1, NULL, 0,
+     "directory of the training checkpoints (empty: checkpoints/ next to the run store; needed without a store)"},
+    {"train.on_divergence", KT_STRING, "stop", 0, -1, "stop|skip_step", 0,
+     "a non-finite loss or gradient: stop the run as diverged, or drop that update and go on (skip_step)"},
+    {"train.max_skipped_steps", KT_INT, "10", 0, BIG, NULL, 0,
+     "skip_step: the run is diverged at the first non-finite step beyond this many skipped updates"},
 
     // training phases, in order: each a fraction of the steps with its own data and learning-rate
     // settings (a length curriculum, an annealing phase with another mixture and a fast decay)

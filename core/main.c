@@ -22,6 +22,8 @@ static const char *usage =
     "usage: hlab COMMAND [options]\n"
     "  train CONFIG [--set KEY=VALUE]... [--db PATH] [--init CKPT] [--out CKPT] [--quiet]\n"
     "        train the model CONFIG describes and record the run (default store: results/hlab.db)\n"
+    "  train --resume RUN|CKPT [CONFIG] [--db PATH] [--out CKPT] [--quiet]\n"
+    "        continue an interrupted or killed run from its training checkpoint (train.checkpoint_every)\n"
     "  info CONFIG [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
     "        canonical pattern, per-layer table, parameters, KV-cache and SSM-state bytes, FLOPs\n"
     "  info CONFIG... --table [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
@@ -82,7 +84,7 @@ typedef struct {
     const char *positional;             // the first positional argument
     const char *pos[MAX_POSITIONAL]; int npos;
     char *sets[256]; int nsets;
-    const char *db, *init, *out, *tokens, *grads, *split, *task, *shard;
+    const char *db, *init, *out, *tokens, *grads, *split, *task, *shard, *resume;
     long jobs, worker;
     const char *experiment, *variant, *status, *o;
     char *where[64]; int nwhere;
@@ -121,6 +123,7 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
             a->sets[a->nsets++] = (char *)v;
         } else if (!strcmp(name, "db")) a->db = v;
         else if (!strcmp(name, "init")) a->init = v;
+        else if (!strcmp(name, "resume")) a->resume = v;
         else if (!strcmp(name, "out")) a->out = v;
         else if (!strcmp(name, "tokens")) a->tokens = v;
         else if (!strcmp(name, "grads")) a->grads = v;
@@ -165,11 +168,19 @@ static void load_config(Config *c, const char *path, char **sets, int nsets) {
 
 static int cmd_train(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " set db init out quiet ", 1);
+    parse_args(argc, argv, &a, " set db init out quiet resume ", 1);
+    TrainOptions o = {.db = a.db, .init = a.init, .out = a.out, .quiet = a.quiet, .experiment = "", .variant = ""};
+    if (a.resume) {   // the run's config comes from its checkpoint; a config given must be the same
+        if (a.init || a.nsets) bad_usage("--resume continues a run as it was configured: no --init or --set%s", "");
+        Config c;
+        if (a.positional) load_config(&c, a.positional, NULL, 0);
+        int rc = train_resume(a.resume, a.positional ? &c : NULL, &o);
+        if (a.positional) config_free(&c);
+        return rc;
+    }
     if (!a.positional) bad_usage("train needs a config file%s", "");
     Config c;
     load_config(&c, a.positional, a.sets, a.nsets);
-    TrainOptions o = {.db = a.db, .init = a.init, .out = a.out, .quiet = a.quiet, .experiment = "", .variant = ""};
     int rc = train_main(&c, &o);
     config_free(&c);
     return rc;

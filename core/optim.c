@@ -85,3 +85,23 @@ double schedule_lr(const Schedule *s, long step) {
     default: return s->lr;
     }
 }
+
+void nonfinite_where(const Model *m, char *out, size_t cap) {
+    int first_w = -1, first_g = -1, ng = 0;
+    for (int i = 0; i < m->npinfo; i++) {
+        const real *w = m->params + m->pinfo[i].offset, *g = m->grads + m->pinfo[i].offset;
+        int bad_w = 0, bad_g = 0;
+        for (size_t k = 0; k < m->pinfo[i].numel && !(bad_w && bad_g); k++) {
+            bad_w |= !isfinite(w[k]);
+            bad_g |= !isfinite(g[k]);
+        }
+        if (bad_w && first_w < 0) first_w = i;
+        if (bad_g && first_g < 0) first_g = i;
+        ng += bad_g;
+    }
+    int n = 0;
+    if (first_w >= 0) n = snprintf(out, cap, "non-finite weight in %s; ", m->pinfo[first_w].name);
+    if (n < 0 || (size_t)n >= cap) n = 0;
+    if (first_g >= 0) snprintf(out + n, cap - n, "first non-finite gradient: %s (%d of %d tensors)", m->pinfo[first_g].name, ng, m->npinfo);
+    else snprintf(out + n, cap - n, "every gradient is finite");
+}

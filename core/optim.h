@@ -19,6 +19,10 @@ void adamw_step(AdamW *o, real *params, const real *grads, double lr, double gra
 // Global L2 norm of the gradient (double accumulation, fixed order: thread-count independent
 // per chunk, reduced in order). Returns NaN/Inf when any gradient is not finite.
 double grad_norm(const real *grads, size_t n);
+// Where a model's non-finite values are, as text: a non-finite weight first (the cause, when
+// there is one), then the first parameter tensor in declaration order whose gradient is
+// non-finite and how many tensors' gradients are (one, or all: different causes).
+void nonfinite_where(const Model *m, char *out, size_t cap);
 
 typedef struct {
     int kind;                // 0 constant, 1 cosine, 2 wsd

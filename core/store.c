@@ -14,7 +14,8 @@
 //        threads INTEGER, params_total REAL, params_active REAL, error TEXT, checkpoint TEXT,
 //        pid INTEGER, heartbeat REAL)
 //       one row per training run (or per checkpoint imported by `hlab eval CKPT`, variant
-//       'imported'); checkpoint = absolute path of its final weights, NULL if none were written;
+//       'imported'); checkpoint = absolute path of its final weights, or of its training checkpoint
+//       (train.checkpoint_every; recorded when the run starts), NULL if none;
 //       pid = the process training it on `host`, heartbeat = Unix time of its last metrics flush
 //       (a sweep uses both to tell a live 'running' row from one whose process died). experiment_id and variant are NULL for a plain `hlab train`.
 //       identity = hash of canonical config + seed (code version not included) (not unique: a failed run may be
@@ -389,10 +390,33 @@ static int begin_body(Store *s, void *p) {
 
 typedef struct { BeginArgs b; const char *host; int outcome; } ClaimArgs;
 
+// Is the process of a 'running' row (its host, pid, heartbeat columns) alive, seen from `me`?
+static int row_alive(const char *host, const char *me, int64_t pid, double heartbeat) {
+    double age = (double)time(NULL) - heartbeat;
+    int same_host = host && me && !strcmp(host, me);
+    return same_host ? pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) && age < STALE_HOURS * 3600
+                     : age < STALE_REMOTE_S;
+}
+
+// The row becomes this process's 'running' run again (a resumed run).
+static int mark_running(Store *s, int64_t run, const char *host) {
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, host = ?1, pid = ?2,"
+                             " heartbeat = ?3 WHERE id = ?4");
+    if (rc != SQLITE_OK) return rc;
+    bind_text(st, 1, host, 1);
+    sqlite3_bind_int64(st, 2, (int64_t)getpid());
+    sqlite3_bind_double(st, 3, (double)time(NULL));
+    sqlite3_bind_int64(st, 4, run);
+    rc = step_done(s, st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int claim_body(Store *s, void *p) {
     ClaimArgs *a = p;
     sqlite3_stmt *st;
-    int rc = prepare(s, &st, "SELECT id, status, host, pid, heartbeat FROM runs WHERE identity = ?1 ORDER BY id DESC LIMIT 1");
+    int rc = prepare(s, &st, "SELECT id, status, host, pid, heartbeat, checkpoint FROM runs WHERE identity = ?1 ORDER BY id DESC LIMIT 1");
     if (rc != SQLITE_OK) return rc;
     bind_text(st, 1, a->b.ri->identity, 0);
     int64_t old = 0;
@@ -400,21 +424,18 @@ static int claim_body(Store *s, void *p) {
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         old = sqlite3_column_int64(st, 0);
         const char *status = (const char *)sqlite3_column_text(st, 1), *host = (const char *)sqlite3_column_text(st, 2);
-        int64_t pid = sqlite3_column_int64(st, 3);
-        double age = (double)time(NULL) - sqlite3_column_double(st, 4);
         if (!strcmp(status, "done")) a->outcome = CLAIM_SKIP_DONE;
         else if (!strcmp(status, "diverged")) a->outcome = CLAIM_SKIP_DIVERGED;   // deterministic: again would diverge again
-        else if (!strcmp(status, "running")) {
-            int same_host = host && a->host && !strcmp(host, a->host);
-            int alive = same_host ? pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) && age < STALE_HOURS * 3600
-                                  : age < STALE_REMOTE_S;
-            a->outcome = alive ? CLAIM_SKIP_RUNNING : CLAIM_RESTART;
-        } else a->outcome = CLAIM_RESTART;   // failed or interrupted: run again
+        else if (!strcmp(status, "running") && row_alive(host, a->host, sqlite3_column_int64(st, 3), sqlite3_column_double(st, 4)))
+            a->outcome = CLAIM_SKIP_RUNNING;
+        else   // failed, interrupted or dead: continue from its checkpoint if it has one, else run again
+            a->outcome = sqlite3_column_type(st, 5) != SQLITE_NULL ? CLAIM_RESUME : CLAIM_RESTART;
         rc = SQLITE_OK;
     } else if (rc == SQLITE_DONE) rc = SQLITE_OK;
     else seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
     if (rc != SQLITE_OK || a->outcome >= CLAIM_SKIP_DONE) { a->b.id = old; return rc; }
+    if (a->outcome == CLAIM_RESUME) { a->b.id = old; return mark_running(s, old, a->host); }
     if (old) {   // one row per run: the failed attempt (and its metrics, by cascade) makes way
         if ((rc = prepare(s, &st, "DELETE FROM runs WHERE id = ?1")) != SQLITE_OK) return rc;
         sqlite3_bind_int64(st, 1, old);
@@ -423,6 +444,52 @@ static int claim_body(Store *s, void *p) {
         if (rc != SQLITE_OK) return rc;
     }
     return begin_body(s, &a->b);
+}
+
+typedef struct { int64_t run; const char *identity, *host; long step; } ReopenArgs;
+
+static int reopen_body(Store *s, void *p) {
+    const ReopenArgs *a = p;
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "SELECT identity, status, host, pid, heartbeat FROM runs WHERE id = ?1");
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_int64(st, 1, a->run);
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+        if (rc == SQLITE_DONE) seterr(s, "%s has no run %lld", s->path, (long long)a->run);
+        else seterr(s, "%s: %s", s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
+    }
+    const char *identity = (const char *)sqlite3_column_text(st, 0), *status = (const char *)sqlite3_column_text(st, 1);
+    int64_t pid = sqlite3_column_int64(st, 3);
+    rc = SQLITE_OK;
+    if (strcmp(identity, a->identity))
+        rc = seterr(s, "run %lld of %s is another run (identity %s, the checkpoint's is %s)", (long long)a->run, s->path,
+                    identity, a->identity);
+    else if (!strcmp(status, "done") || !strcmp(status, "diverged"))
+        rc = seterr(s, "run %lld is %s: nothing to resume%s", (long long)a->run, status,
+                    !strcmp(status, "diverged") ? " (it would diverge again; see train.on_divergence)" : "");
+    else if (!strcmp(status, "running") && pid != (int64_t)getpid() &&
+             row_alive((const char *)sqlite3_column_text(st, 2), a->host, pid, sqlite3_column_double(st, 4)))
+        rc = seterr(s, "run %lld is being trained by process %lld", (long long)a->run, (long long)pid);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return SQLITE_CONSTRAINT;
+    static const char *const drop[] = {"DELETE FROM metrics WHERE run_id = ?1 AND step > ?2",
+                                       "DELETE FROM evals WHERE run_id = ?1 AND source = 'train'", NULL};
+    for (int i = 0; drop[i]; i++) {
+        if ((rc = prepare(s, &st, drop[i])) != SQLITE_OK) return rc;
+        sqlite3_bind_int64(st, 1, a->run);
+        if (i == 0) sqlite3_bind_int64(st, 2, a->step);
+        rc = step_done(s, st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK) return rc;
+    }
+    return mark_running(s, a->run, a->host);
+}
+
+int store_run_reopen(Store *s, int64_t run, const char *identity, long step, const char *host) {
+    ReopenArgs a = {run, identity, host, step};
+    return with_tx(s, reopen_body, &a);
 }
 
 int64_t store_run_claim(Store *s, const RunInfo *ri, const Config *cfg, int *outcome) {

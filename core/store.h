@@ -45,13 +45,22 @@ typedef struct RunInfo {
 int64_t store_run_begin(Store *s, const RunInfo *ri, const Config *cfg);
 
 // What store_run_claim found for an identity.
-enum { CLAIM_NEW, CLAIM_RESTART, CLAIM_SKIP_DONE, CLAIM_SKIP_DIVERGED, CLAIM_SKIP_RUNNING };
+enum { CLAIM_NEW, CLAIM_RESTART, CLAIM_RESUME, CLAIM_SKIP_DONE, CLAIM_SKIP_DIVERGED, CLAIM_SKIP_RUNNING };
 // Claims the run with ri->identity for this process, in one transaction, so that any number of
 // sweeps over one store train each run once: returns a new run id (outcome CLAIM_NEW, or
 // CLAIM_RESTART when a failed, interrupted or dead 'running' attempt is replaced: its row,
-// metrics and evals are deleted, so there is one row per run), or 0 when it is done, diverged
-// or running in a live process (CLAIM_SKIP_*), or -1 on error.
+// metrics and evals are deleted, so there is one row per run), the old run's id (CLAIM_RESUME:
+// such an attempt that recorded a checkpoint, to be continued from it: the row is marked
+// 'running' by this process and keeps everything else), or 0 when it is done, diverged or
+// running in a live process (CLAIM_SKIP_*), or -1 on error.
 int64_t store_run_claim(Store *s, const RunInfo *ri, const Config *cfg, int *outcome);
+// Reopens run `run`, whose identity must be `identity`, to continue it from a checkpoint taken
+// after `step` steps, in one transaction: refuses a run that is done or diverged, or 'running' in
+// a live process other than this one; otherwise sets status 'running', ended_at and error NULL,
+// pid = this process on `host`, and deletes its metrics after `step` and its end-of-training
+// evals (source 'train'), so that the continued run writes one consistent curve. Returns 0, or
+// -1 (store_errmsg says why).
+int store_run_reopen(Store *s, int64_t run, const char *identity, long step, const char *host);
 // The status of the latest run with this identity: 1 (status filled), 0 none, -1 error.
 int store_run_status(Store *s, const char *identity, char *status, size_t cap);
 

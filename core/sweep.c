@@ -5,7 +5,8 @@
 // which every run records: a commit does not orphan the runs a sweep already has). Before
 // training, a worker claims the run in the store (store_run_claim, one transaction): a run that
 // is done, diverged or being trained by a live process is skipped; a failed, interrupted or dead
-// one is trained again in place of the old row. Any number of sweeps (the --jobs workers, other
+// one continues from its training checkpoint when it recorded one (train.checkpoint_every, or a
+// signal), and is otherwise trained again in place of the old row. Any number of sweeps (the --jobs workers, other
 // terminals, other shards) can therefore work on one store at once and each run is trained once.
 // --jobs N starts N worker processes (this program again, each `--worker K`), splitting the cores
 // between them: a fresh process per worker keeps OpenMP and SQLite out of fork()'s way.
@@ -141,10 +142,22 @@ static int work(const Experiment *e, PlannedRun *runs, int n, const SweepOptions
         }
         char name[700];
         snprintf(name, sizeof name, "%s%d/%d %s %s", tag, k, in_shard_total, variant, r->label);
-        if (!o->quiet) { printf("%s: training (run %lld%s)\n", name, (long long)run, outcome == CLAIM_RESTART ? ", again" : ""); fflush(stdout); }
+        if (!o->quiet) {
+            printf("%s: training (run %lld%s)\n", name, (long long)run,
+                   outcome == CLAIM_RESTART ? ", again" : outcome == CLAIM_RESUME ? ", resuming from its checkpoint" : "");
+            fflush(stdout);
+        }
         Progress pg = {isatty(1), o->worker, name, now_seconds()};
         TrainOptions to = {.db = dbpath, .experiment = e->name, .variant = variant, .quiet = 1, .run_id = run,
                            .progress = show_progress, .progress_ctx = &pg};
+        // an interrupted or dead run that recorded a checkpoint continues from it; a checkpoint it
+        // cannot use (killed before the first was written ...) means starting over in the same row
+        char ckpt[4096] = "";
+        if (outcome == CLAIM_RESUME) {
+            if (store_checkpoint_of(store, run, ckpt, sizeof ckpt) != 0) ckpt[0] = 0;
+            to.resume = ckpt;
+            to.resume_fallback = 1;
+        }
         int trc = train_main(&r->cfg, &to);
         if (pg.tty) printf("\r\033[K");
         if (trc == EXIT_BADINPUT)   // the run never started (a data file missing ...): say so in the store

@@ -7,14 +7,23 @@
 #include "machine.h"
 #include "ops.h"
 #include "optim.h"
+#include "resume.h"
 #include "store.h"
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+// The first SIGINT or SIGTERM asks the loop to stop after the step (and checkpoint); a second
+// one ends the process at once, as the default action would (the run stays resumable from its
+// last checkpoint, like after SIGKILL).
 static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) {
+    if (stop_signal) { signal(sig, SIG_DFL); raise(sig); }
+    stop_signal = sig;
+}
 
 // Fills a batch with example idx[b] of task[b] (state st[b]) for each slot b, in parallel:
 // examples are independent and generated from their own seeds, so the batch does not depend on
@@ -182,6 +191,24 @@ RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, c
     return ri;
 }
 
+// Appends to the text in buf[cap], cut at cap.
+static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...) {
+    size_t n = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n < cap) vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+// Writes the training checkpoint of the state after ts->step steps.
+static int save_training(const Model *m, const AdamW *opt, const DataPlan *plan, TrainState *ts, double t0, const char *path,
+                         char *err, size_t cap) {
+    ts->wall = now_seconds() - t0;
+    resume_plan_position(plan, ts);
+    return checkpoint_save_training(m, opt, ts, path, err, cap);
+}
+
 int train_main(const Config *cfg, const TrainOptions *o) {
     ConfError err;
     Model m;
@@ -209,7 +236,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     size_t mem0 = alloc_touched_bytes();
     model_alloc(&m, B, T, B * plan.max_labels);
     model_init(&m, seed);
-    char emsg[1024];
+    char emsg[1200];
     if (o->init && checkpoint_load(&m, o->init, emsg, sizeof emsg) != 0) {
         fprintf(stderr, "hlab: --init: %s\n", emsg);
         return EXIT_BADINPUT;
@@ -222,29 +249,131 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     long log_every = cfg_int(cfg, "train.log_every"), eval_every = cfg_int(cfg, "eval.every");
     long eval_max = cfg_int(cfg, "eval.max_examples");
     double early = cfg_num(cfg, "eval.early_stop");
+    long ckpt_every = cfg_int(cfg, "train.checkpoint_every"), max_skips = cfg_int(cfg, "train.max_skipped_steps");
+    int skip_policy = !strcmp(cfg_str(cfg, "train.on_divergence"), "skip_step");
 
-    // the run store
     MachineInfo mi;
     machine_info(&mi);
     char *yaml = config_canonical_yaml(cfg);
     char identity[17];
     run_identity(yaml, cfg_int(cfg, "seed"), "", identity);
-    const char *dbpath = o->db ? o->db : cfg_str(cfg, "store.db");
+
+    // a resumed run starts from its checkpoint: weights, AdamW moments, and the data order
+    // replayed to its step. The sweep's fallback: a checkpoint it cannot use means starting over.
+    static TrainState ts;   // large (paths): not on the stack
+    memset(&ts, 0, sizeof ts);
+    int resumed = 0;
+    if (o->resume) {
+        char why[1400] = "no checkpoint recorded";
+        int bad = 1;
+        if (!o->resume[0] || checkpoint_load_training(&m, &opt, &ts, o->resume, why, sizeof why) != 0) bad = 1;
+        else if (strcmp(ts.identity, identity))
+            snprintf(why, sizeof why, "%s is a checkpoint of another run (identity %s; this config's is %s)", o->resume, ts.identity, identity);
+        else if (ts.step < 0 || ts.step > steps) snprintf(why, sizeof why, "%s: step %ld is not in 0..%ld", o->resume, ts.step, steps);
+        else bad = resume_replay_plan(&plan, ts.step, B, &ts, why, sizeof why) != 0;
+        if (bad && !o->resume_fallback) {
+            fprintf(stderr, "hlab: --resume: %s\n", why);
+            free(yaml); adamw_free(&opt); plan_close(&plan); model_free(&m);
+            return EXIT_BADINPUT;
+        }
+        if (bad) {   // back to a fresh start: weights, moments and data order as a new run has them
+            fprintf(stderr, "hlab: warning: cannot resume (%s): training from the start\n", why);
+            model_init(&m, seed);
+            memset(opt.m, 0, opt.n * sizeof(real));
+            memset(opt.v, 0, opt.n * sizeof(real));
+            opt.t = 0;
+            plan_close(&plan);
+            plan_open(&plan, cfg, B, dseed, &err);   // it opened before: it opens again
+            memset(&ts, 0, sizeof ts);
+        } else {
+            resumed = 1;
+            if (ts.threads && ts.threads != mi.threads)
+                fprintf(stderr, "hlab: warning: the checkpoint was written with %d threads, this process has %d: the "
+                        "continuation is not bitwise what an uninterrupted run would give\n", ts.threads, mi.threads);
+            if (strcmp(ts.version, mi.code_version))
+                fprintf(stderr, "hlab: warning: the checkpoint was written by code version %s, this is %s\n", ts.version, mi.code_version);
+        }
+    }
+
+    // the run store
+    const char *dbpath = o->db ? o->db : resumed && ts.store[0] ? ts.store : resumed ? "none" : cfg_str(cfg, "store.db");
+    int use_store = dbpath[0] && strcmp(dbpath, "none");
+    if (ckpt_every > 0 && !use_store && !cfg_str(cfg, "train.checkpoint_dir")[0]) {
+        fprintf(stderr, "hlab: train.checkpoint_every needs a run store or train.checkpoint_dir to put the checkpoints in\n");
+        free(yaml); adamw_free(&opt); plan_close(&plan); model_free(&m);
+        return EXIT_BADINPUT;
+    }
     Store *store = NULL;
     int64_t run = -1;
-    if (dbpath[0] && strcmp(dbpath, "none")) {
+    if (use_store) {
         store = store_open(dbpath, emsg, sizeof emsg);
         if (!store) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
-        RunInfo ri = run_info_for(cfg, &m, &mi, yaml, identity, o->experiment, o->variant);
-        run = o->run_id > 0 ? o->run_id : store_run_begin(store, &ri, cfg);   // a sweep claimed it already
+        if (o->resume) {
+            // the run's row again: metrics after the checkpoint's step (the killed attempt got
+            // further) and end-of-training evals go, so the store holds one curve
+            run = o->run_id > 0 ? o->run_id : ts.run;
+            if (run <= 0) {
+                fprintf(stderr, "hlab: --resume: %s names no run of a store (trained without one? then --db none)\n", o->resume);
+                store_close(store);
+                return EXIT_BADINPUT;
+            }
+            if (store_run_reopen(store, run, identity, ts.step, mi.host) != 0) {
+                fprintf(stderr, "hlab: --resume: %s\n", store_errmsg(store));
+                store_close(store);
+                return EXIT_BADINPUT;
+            }
+        } else {
+            RunInfo ri = run_info_for(cfg, &m, &mi, yaml, identity, o->experiment, o->variant);
+            run = o->run_id > 0 ? o->run_id : store_run_begin(store, &ri, cfg);   // a sweep claimed it already
+        }
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }
-    if (!o->quiet)
+    char ckpt[4096], ckpt_abs[4096] = "";
+    if (resume_checkpoint_path(cfg, store ? dbpath : NULL, run, identity, ckpt, sizeof ckpt) != 0 ||
+        (ckpt[0] && resume_absolute_path(ckpt, ckpt_abs, sizeof ckpt_abs) != 0)) {
+        fprintf(stderr, "hlab: warning: the training checkpoint's path is too long: no training checkpoints\n");
+        ckpt[0] = 0;
+    }
+    if (ckpt[0]) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", ckpt);
+        *strrchr(dir, '/') = 0;
+        int e = mkdir_p(dir);
+        if (e) {
+            fprintf(stderr, "hlab: %scannot create the checkpoint directory %s: %s\n", ckpt_every > 0 ? "" : "warning: ", dir, strerror(e));
+            if (ckpt_every > 0) {
+                if (store) { store_run_end(store, run, "failed", "cannot create the checkpoint directory"); store_close(store); }
+                return EXIT_FAIL;
+            }
+            ckpt[0] = 0;
+        }
+    }
+    if (ckpt[0]) {
+        resume_remove_temporaries(ckpt);
+        // the path belongs to this run: a file there on a fresh start is another, older run's
+        // (a store deleted and made again reuses run ids) and must not be resumed into this one
+        if (!resumed) unlink(ckpt);
+        // recorded before the first checkpoint exists: a sweep then resumes the run from it (or
+        // starts over when there is none yet) instead of deleting the row and the file's claim
+        if (store && ckpt_every > 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
+            fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
+    }
+    snprintf(ts.identity, sizeof ts.identity, "%s", identity);
+    ts.run = run > 0 ? run : 0;
+    if (!store || resume_absolute_path(dbpath, ts.store, sizeof ts.store) != 0) ts.store[0] = 0;
+    ts.threads = mi.threads;
+
+    if (!o->quiet) {
         printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d sequences (up to %d tokens), %d threads, BLAS core %s\n",
                (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
+        if (resumed) printf("resuming at step %ld from %s\n", ts.step, o->resume);
+    }
 
+    // SIGINT/SIGTERM: finish the step, checkpoint, stop. SA_RESTART keeps a checkpoint or store
+    // write that the signal lands in from failing with EINTR. A second signal stops at once.
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
@@ -257,11 +386,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     void *bst[B];
 
     const char *status = "done";
-    char errbuf[1200] = "";
-    double t0 = now_seconds(), tlog = t0, tokens_seen = 0, interval_tokens = 0, loss_acc = 0, aux_acc = 0;
-    long loss_n = 0, step;
+    char errbuf[6000] = "";
+    double t0 = now_seconds() - ts.wall, tlog = now_seconds(), interval_tokens = 0;
+    long step;
     int exit_code = EXIT_OK;
-    for (step = 0; step < steps; step++) {
+    for (step = ts.step; step < steps && !ts.finished; step++) {
         if (!o->quiet && plan.nphases > 1 && plan_phase(&plan, step)->first == step)
             printf("phase %d: steps %ld..%ld\n", (int)(plan_phase(&plan, step) - plan.phase) + 1, step + 1,
                    step + plan_phase(&plan, step)->steps);
@@ -271,33 +400,47 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         double loss = model_forward(&m, tok, tgt, B, Tb);
         model_backward(&m);
         double gn = grad_norm(m.grads, m.nparams);
-        aux_acc += m.aux_loss;
-        if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
-            snprintf(errbuf, sizeof errbuf, "step %ld: non-finite %s (loss %g, gradient norm %g)", step,
-                     isfinite(loss) ? "gradient" : "loss", loss, gn);
-            status = "diverged"; exit_code = EXIT_DIVERGED;
-            break;
-        }
         double lr = plan_lr(&plan, &sched, step);
-        adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
-        double batch_tokens = 0;
-        for (int b = 0; b < B; b++) batch_tokens += len[b];
-        tokens_seen += batch_tokens;
-        interval_tokens += batch_tokens;
-        loss_acc += loss; loss_n++;
+        int skipped = 0;
+        if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
+            // which tensor went first says where to look (a block's backward, an lr too high ...)
+            char where[600], why[1000];
+            nonfinite_where(&m, where, sizeof where);
+            snprintf(why, sizeof why, "step %ld: non-finite %s (loss %g, gradient norm %g); %s", step + 1,
+                     isfinite(loss) && isfinite(m.aux_loss) ? "gradient" : "loss", loss, gn, where);
+            if (skip_policy && ts.skipped < max_skips) {
+                ts.skipped++;
+                skipped = 1;
+                if (!o->quiet) printf("%s: update skipped (%ld of at most %ld)\n", why, ts.skipped, max_skips);
+            } else {
+                if (skip_policy) snprintf(errbuf, sizeof errbuf, "%s; %ld updates skipped before it (train.max_skipped_steps)", why, ts.skipped);
+                else snprintf(errbuf, sizeof errbuf, "%s", why);
+                status = "diverged"; exit_code = EXIT_DIVERGED;
+                break;
+            }
+        }
+        if (!skipped) {   // a skipped step changes nothing but the count: no update, no loss, no tokens
+            adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
+            double batch_tokens = 0;
+            for (int b = 0; b < B; b++) batch_tokens += len[b];
+            ts.tokens += batch_tokens;
+            interval_tokens += batch_tokens;
+            ts.loss_sum += loss; ts.aux_sum += m.aux_loss; ts.loss_n++;
+        }
 
         int last = step == steps - 1;
         if ((step + 1) % log_every == 0 || last) {
             double now = now_seconds(), wall = now - t0;
             double tps = interval_tokens / (now - tlog);
-            double mean_loss = loss_acc / loss_n;
+            double mean_loss = ts.loss_n ? ts.loss_sum / ts.loss_n : NAN;
             if (store) {
-                store_metric(store, run, step + 1, tokens_seen, wall, "train_loss", mean_loss);
-                store_metric(store, run, step + 1, tokens_seen, wall, "lr", lr);
-                store_metric(store, run, step + 1, tokens_seen, wall, "grad_norm", gn);
-                store_metric(store, run, step + 1, tokens_seen, wall, "tokens_per_s", tps);
-                if (aux_acc != 0) store_metric(store, run, step + 1, tokens_seen, wall, "aux_loss", aux_acc / loss_n);
-                MetricCtx mc = {store, run, step + 1, tokens_seen, wall};
+                store_metric(store, run, step + 1, ts.tokens, wall, "train_loss", mean_loss);
+                store_metric(store, run, step + 1, ts.tokens, wall, "lr", lr);
+                store_metric(store, run, step + 1, ts.tokens, wall, "grad_norm", gn);
+                store_metric(store, run, step + 1, ts.tokens, wall, "tokens_per_s", tps);
+                if (ts.aux_sum != 0) store_metric(store, run, step + 1, ts.tokens, wall, "aux_loss", ts.aux_sum / ts.loss_n);
+                if (skip_policy) store_metric(store, run, step + 1, ts.tokens, wall, "skipped_steps", ts.skipped);
+                MetricCtx mc = {store, run, step + 1, ts.tokens, wall};
                 model_report(&m, store_emit, &mc);   // per-layer numbers such as expert load
                 store_flush(store);
             }
@@ -305,7 +448,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             if (!o->quiet)
                 printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
             fflush(stdout);
-            loss_acc = 0; aux_acc = 0; loss_n = 0; interval_tokens = 0; tlog = now_seconds();
+            ts.loss_sum = 0; ts.aux_sum = 0; ts.loss_n = 0; interval_tokens = 0; tlog = now_seconds();
         }
         int do_eval = (eval_every > 0 && (step + 1) % eval_every == 0) || (early > 0 && last);
         if (do_eval) {
@@ -322,7 +465,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 if (store && ev->n > 1) {
                     char name[96];
                     snprintf(name, sizeof name, "valid_accuracy.%s", ev->task[i]->name);
-                    store_metric(store, run, step + 1, tokens_seen, wall, name, acc);
+                    store_metric(store, run, step + 1, ts.tokens, wall, name, acc);
                 }
                 if (!o->quiet) printf("eval  step %ld  %s valid loss %.4f  %s %.4f\n", step + 1, ev->task[i]->name,
                                       stats_loss(&r.all), ev->task[i]->metric, stats_headline(ev->task[i], &r.all));
@@ -331,14 +474,15 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             if (evaluated) {
                 // micro-averaged over the labelled positions of every task
                 if (store) {
-                    store_metric(store, run, step + 1, tokens_seen, wall, "valid_loss", lab ? lsum / lab : NAN);
-                    store_metric(store, run, step + 1, tokens_seen, wall, "valid_accuracy", lab ? cor / lab : NAN);
+                    store_metric(store, run, step + 1, ts.tokens, wall, "valid_loss", lab ? lsum / lab : NAN);
+                    store_metric(store, run, step + 1, ts.tokens, wall, "valid_accuracy", lab ? cor / lab : NAN);
                     store_flush(store);
                 }
                 tlog = now_seconds();
                 interval_tokens = 0;
                 if (early > 0 && worst >= early) {
                     if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f%s\n", worst, early, ev->n > 1 ? " on every task" : "");
+                    ts.finished = 1;   // a resumed run must not train past this point
                     step++;
                     break;
                 }
@@ -350,8 +494,36 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             step++;
             break;
         }
+        // every checkpoint_every steps; the last step's state is written after the loop
+        if (ckpt[0] && ckpt_every > 0 && (step + 1) % ckpt_every == 0 && step + 1 < steps) {
+            ts.step = step + 1;
+            if (store) store_flush(store);   // the metrics up to this step are in the store first
+            if (save_training(&m, &opt, &plan, &ts, t0, ckpt, emsg, sizeof emsg) != 0)
+                fprintf(stderr, "hlab: warning: training checkpoint at step %ld not written (the previous one stays): %s\n", step + 1, emsg);
+        }
     }
     double train_time = now_seconds() - t0;
+
+    // The state where training stopped: stopped by a signal (to resume from), or at the end of a
+    // run that checkpoints (so a kill during the final evaluation resumes there, and the file
+    // holds the final weights). Never after divergence: the last good checkpoint stays.
+    if (ckpt[0] && (exit_code == EXIT_INTERRUPTED || (exit_code == EXIT_OK && ckpt_every > 0))) {
+        ts.step = step;
+        if (exit_code == EXIT_OK) ts.finished = 1;
+        if (store) store_flush(store);
+        if (save_training(&m, &opt, &plan, &ts, t0, ckpt, emsg, sizeof emsg) != 0) {
+            if (exit_code == EXIT_INTERRUPTED)
+                append(errbuf, sizeof errbuf, "; no checkpoint written: %s", emsg);
+            else fprintf(stderr, "hlab: warning: final training checkpoint not written: %s\n", emsg);
+        } else {
+            if (store && ckpt_every == 0 && store_run_checkpoint(store, run, ckpt_abs) != 0)
+                fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
+            char target[32];
+            snprintf(target, sizeof target, "%lld", (long long)run);
+            if (exit_code == EXIT_INTERRUPTED)
+                append(errbuf, sizeof errbuf, "; checkpoint %s: continue with hlab train --resume %s", ckpt_abs, store ? target : ckpt_abs);
+        }
+    }
 
     if (exit_code == EXIT_OK) {
         // final scores of every task: validation and the held-out test split (never used for decisions)
@@ -376,7 +548,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (store) {
             // wall time includes the periodic validation; memory is every buffer allocated at start-up
             store_eval(store, run, ev->task[0]->name, "train", "{}", "train_seconds", train_time, step);
-            store_eval(store, run, ev->task[0]->name, "train", "{}", "tokens_per_second", tokens_seen / train_time, step);
+            store_eval(store, run, ev->task[0]->name, "train", "{}", "tokens_per_second", ts.tokens / train_time, step);
             store_eval(store, run, ev->task[0]->name, "train", "{}", "memory_mb", train_mb, step);
         }
         const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");
@@ -395,7 +567,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
     }
     if (exit_code != EXIT_OK) fprintf(stderr, "hlab: run %s: %s\n", status, errbuf);
-    if (!o->quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, tokens_seen / train_time);
+    if (!o->quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, ts.tokens / train_time);
     if (store) {
         store_run_end(store, run, status, errbuf[0] ? errbuf : NULL);
         store_close(store);

@@ -14,6 +14,9 @@ typedef struct {
     const char *variant;
     int quiet;
     int64_t run_id;          // > 0: record into this run, already claimed (a sweep); 0: create one
+    const char *resume;      // continue from this training checkpoint (NULL: a fresh start)
+    int resume_fallback;     // a checkpoint that cannot be used means starting over (the sweep),
+                             // not an error
     // called at every log step (a sweep's progress display); NULL for none
     void (*progress)(void *ctx, long step, long steps, double loss, double seconds);
     void *progress_ctx;
@@ -30,6 +33,10 @@ RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, c
 
 // Trains the model the config describes and records the run. Returns an exit status.
 int train_main(const Config *cfg, const TrainOptions *o);
+// Continues a run from its training checkpoint: target is a run id of the store (o->db, else the
+// given config's store.db, else the default) or a checkpoint path. The config is the checkpoint's;
+// `given` (may be NULL) must equal it. Metrics logged after the checkpoint's step are replaced.
+int train_resume(const char *target, const Config *given, const TrainOptions *o);
 
 // Counts over the labelled positions and examples of one slice (or a whole split).
 typedef struct {
