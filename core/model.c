@@ -292,7 +292,9 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
         for (int v = 0; v < V; v++) { z[v] = exp(z[v] - mx); sum += z[v]; }
         real inv = (real)(1.0 / sum);
         for (int v = 0; v < V; v++) z[v] *= inv;
-        loss += -log(fmax((double)z[m->lab_tgt[r]], 1e-300));
+        // fmax would turn a NaN probability into a finite 690.8: keep NaN visible to the divergence check
+        double p = z[m->lab_tgt[r]];
+        loss += p != p ? p : -log(fmax(p, 1e-300));
         correct += arg == m->lab_tgt[r];
         m->lab_pred[r] = arg;
     }
