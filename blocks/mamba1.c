@@ -284,6 +284,27 @@ static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work
     return used;
 }
 
+// Generation, one position (state h: (E,N), updated in place). u, dpre: (E). Bm, Cm: (N).
+// yg (E) out: y ⊙ silu(z), z = xz[E:]. The same arithmetic per channel as scan_forward.
+static void scan_step(real *h, real *yg, const real *u, const real *dpre, const real *Bm, const real *Cm,
+                      const real *A_log, const real *D, const real *z, int pos, int E, int N) {
+    #pragma omp parallel for schedule(static) if (E * N >= 4096)
+    for (int e = 0; e < E; e++) {
+        real a[N > 0 ? N : 1];   // A row, computed as the forward does: -exp(A_log)
+        for (int n = 0; n < N; n++) a[n] = -exp(A_log[(size_t)e * N + n]);
+        real dt = softplusr(dpre[e]), ut = u[e], dtu = dt * ut, acc = 0;
+        real *ht = h + (size_t)e * N;
+        if (pos == 0) {   // h_{-1} = 0, whatever the buffer holds
+            #pragma omp simd reduction(+:acc)
+            for (int n = 0; n < N; n++) { ht[n] = dtu * Bm[n]; acc += ht[n] * Cm[n]; }
+        } else {
+            #pragma omp simd reduction(+:acc)
+            for (int n = 0; n < N; n++) { ht[n] = exp_vec(dt * a[n]) * ht[n] + dtu * Bm[n]; acc += ht[n] * Cm[n]; }
+        }
+        yg[e] = (acc + D[e] * ut) * silur(z[e]);
+    }
+}
+
 #pragma GCC pop_options
 
 // ----------------------------------------------------------------------------
@@ -391,6 +412,57 @@ static void mamba1_backward(Layer *L, real *din, const real *dout, const real *i
 }
 
 // ----------------------------------------------------------------------------
+// inference (core/generate.c): one sequence, one position at a time
+//
+// State, in reals: the conv window (K-1, E) of the last K-1 inputs x' (oldest first), the SSM
+// state h (E,N), then one row of workspace: xz (2E), xc (E), u (E), [dt_lr|Bm|Cm] raw and
+// normalised (R+2N each), their rstd (3), dpre (E), yg (E). None of it depends on max_T.
+
+static size_t mamba1_state_size(const Layer *L, int max_T) {
+    const Mamba1 *P = L->priv;
+    size_t E = P->E, N = P->N, W = (size_t)P->R + 2 * N;
+    return (size_t)(P->K - 1) * E + E * N + 2 * E + E + E + 2 * W + 3 + E + E;
+}
+
+static void mamba1_state_from_forward(Layer *L, real *state, int T) {
+    Mamba1 *P = L->priv;
+    int E = P->E, N = P->N, K = P->K;
+    const real *xz = L->a[P->xz];    // (T,2E), x' = first half of each row
+    real *win = state, *h = state + (size_t)(K - 1) * E;
+    for (int k = 0; k < K - 1; k++) {   // row k = input of position T-(K-1)+k
+        int t = T - (K - 1) + k;
+        if (t >= 0) memcpy(win + (size_t)k * E, xz + (size_t)t * 2 * E, E * sizeof(real));
+        else memset(win + (size_t)k * E, 0, E * sizeof(real));
+    }
+    // the state after position T-1, channel e at (e, T-1) of the forward's (1,E,T,N) states
+    const real *hs = L->a[P->h];
+    for (int e = 0; e < E; e++)
+        memcpy(h + (size_t)e * N, hs + ((size_t)e * T + T - 1) * N, N * sizeof(real));
+}
+
+static void mamba1_step(Layer *L, real *out, const real *in, real *state, int pos) {
+    Mamba1 *P = L->priv;
+    int C = P->C, E = P->E, N = P->N, R = P->R, K = P->K, W = R + 2 * N;
+    real *win = state, *h = win + (size_t)(K - 1) * E;
+    real *xz = h + (size_t)E * N, *xc = xz + 2 * E, *u = xc + E;
+    real *raw = u + E, *nrm = raw + W, *rstd = nrm + W, *dpre = rstd + 3, *yg = dpre + E;
+    if (P->norm == NORM_NONE) nrm = raw;
+    // position 0: nothing came before, whatever the buffer holds (scan_step ignores h there)
+    if (pos == 0) memset(win, 0, (size_t)(K - 1) * E * sizeof(real));
+    matmul_forward(xz, in, L->p[P->Win], NULL, 1, C, 2 * E);
+    causal_conv_step(xc, u, win, xz, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, E, K);
+    for (int s = 0; s < 3; s++) {
+        matmul_forward(raw + P->off[s], u, L->p[P->Wx] + (size_t)P->off[s] * E, NULL, 1, E, P->wid[s]);
+        if (P->norm != NORM_NONE)
+            rmsnorm_forward(nrm + P->off[s], rstd + s, raw + P->off[s], P->nw[s] >= 0 ? L->p[P->nw[s]] : NULL,
+                            1, P->wid[s], P->norm_eps);
+    }
+    matmul_forward(dpre, nrm, L->p[P->Wdt], L->p[P->bdt], 1, R, E);
+    scan_step(h, yg, u, dpre, nrm + R, nrm + R + N, L->p[P->A_log], L->p[P->D], xz + E, pos, E, N);
+    matmul_forward(out, yg, L->p[P->Wout], NULL, 1, E, C);
+}
+
+// ----------------------------------------------------------------------------
 // accounting
 
 static double mamba1_flops_per_token(const Layer *L, long ctx) {
@@ -436,4 +508,7 @@ const BlockType mamba1_block = {
     .backward = mamba1_backward,
     .flops_per_token = mamba1_flops_per_token,
     .cache_elems = mamba1_cache_elems,
+    .state_size = mamba1_state_size,
+    .state_from_forward = mamba1_state_from_forward,
+    .step = mamba1_step,
 };
