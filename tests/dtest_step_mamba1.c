@@ -3,9 +3,10 @@
 // from YAML runs forward on B = 1, T = 11 random rows; then, for several prefix lengths T0,
 // forward on the first T0 rows + state_from_forward + steps over rows T0..T-1 must give the
 // full forward's output rows. Every option the step reimplements is covered: inner_norm
-// none/jamba/falcon, d_conv 4, 2 and 1, conv bias on and off, and δ + b on both sides of the
-// softplus threshold 20. The two paths do the same arithmetic on one row instead of a batch, so
-// they agree to rounding (1e-10); a wrong window or state gives errors of order 1e-3 and more.
+// none/jamba/falcon, d_conv 4, 2 and 1, conv bias on and off, δ + b on both sides of the
+// softplus threshold 20, and scan checkpointing (the forward keeps one state per chunk). The two
+// paths do the same arithmetic on one row instead of a batch, so they agree to rounding (1e-10);
+// a wrong window or state gives errors of order 1e-3 and more.
 #include "model.h"
 #include "keys.h"
 #include "ops.h"
@@ -24,6 +25,9 @@ static const Case cases[] = {
     {"falcon norms, d_conv 2, no conv bias", "model: {mamba: {d_state: 4, d_conv: 2, conv_bias: false, inner_norm: falcon}}", 1},
     {"jamba norms, d_conv 1, expand 1.5", "model: {mamba: {d_state: 3, d_conv: 1, expand: 1.5, inner_norm: jamba}}", 0},
     {"falcon norms, d_conv 4, dt in [0.1, 0.5]", "model: {mamba: {d_state: 5, inner_norm: falcon, dt_min: 0.1, dt_max: 0.5}}", 0},
+    // scan checkpointing: the forward keeps one state per chunk; the last one is h_{T0-1}
+    {"falcon norms, scan_checkpoint 3", "model: {mamba: {d_state: 4, inner_norm: falcon, scan_checkpoint: 3}}", 1},
+    {"jamba norms, d_conv 2, scan_checkpoint 4", "model: {mamba: {d_state: 4, d_conv: 2, inner_norm: jamba, scan_checkpoint: 4}}", 0},
 };
 
 static int local_param(const Layer *L, const char *suffix) {
