@@ -218,19 +218,22 @@ static void scan_forward(real *h, real *y, const real *u, const real *dpre, cons
     for (int b = 0; b < B; b++)
         for (int e = 0; e < E; e++) {
             const real *a = A + (size_t)e * N;
-            real *hs = h + ((size_t)b * E + e) * S * N;
+            // ht: the slot of h_t. It moves on every step (Q = 0), or at the start of each chunk:
+            // within a chunk it is updated in place and ends up holding the chunk's last state,
+            // and a chunk's first step reads the previous chunk's slot
+            real *ht = h + ((size_t)b * E + e) * S * N;
+            int every = Q ? Q : 1, k = 0;   // k = t mod every, without a division per step
             for (int t = 0; t < T; t++) {
                 size_t bt = (size_t)b * T + t;
                 real dt = softplusr(dpre[bt * E + e]), ut = u[bt * E + e], dtu = dt * ut;
                 const real *Bt = Bm + bt * N, *Ct = Cm + bt * N;
-                // Q > 0: a chunk's slot is updated in place step by step and ends up holding the
-                // chunk's last state; a chunk's first step reads the previous chunk's slot
-                real *ht = hs + (size_t)(Q ? t / Q : t) * N, acc = 0;
+                real acc = 0;
                 if (t == 0) {   // h_{-1} = 0
                     #pragma omp simd reduction(+:acc)
                     for (int n = 0; n < N; n++) { ht[n] = dtu * Bt[n]; acc += ht[n] * Ct[n]; }
                 } else {
-                    const real *hp = hs + (size_t)(Q ? (t - 1) / Q : t - 1) * N;
+                    const real *hp = ht;
+                    if (++k == every) { k = 0; ht += N; }
                     #pragma omp simd reduction(+:acc)
                     for (int n = 0; n < N; n++) { ht[n] = exp_vec(dt * a[n]) * hp[n] + dtu * Bt[n]; acc += ht[n] * Ct[n]; }
                 }
