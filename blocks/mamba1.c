@@ -337,13 +337,12 @@ static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work
 }
 
 // Generation, one position (state h: (E,N), updated in place). u, dpre: (E). Bm, Cm: (N).
-// yg (E) out: y ⊙ silu(z), z = xz[E:]. The same arithmetic per channel as scan_forward.
+// A: (E,N). yg (E) out: y ⊙ silu(z), z = xz[E:]. The same arithmetic per channel as scan_forward.
 static void scan_step(real *h, real *yg, const real *u, const real *dpre, const real *Bm, const real *Cm,
-                      const real *A_log, const real *D, const real *z, int pos, int E, int N) {
+                      const real *A, const real *D, const real *z, int pos, int E, int N) {
     #pragma omp parallel for schedule(static) if (E * N >= 4096)
     for (int e = 0; e < E; e++) {
-        real a[N > 0 ? N : 1];   // A row, computed as the forward does: -exp(A_log)
-        for (int n = 0; n < N; n++) a[n] = -exp(A_log[(size_t)e * N + n]);
+        const real *a = A + (size_t)e * N;
         real dt = softplusr(dpre[e]), ut = u[e], dtu = dt * ut, acc = 0;
         real *ht = h + (size_t)e * N;
         if (pos == 0) {   // h_{-1} = 0, whatever the buffer holds
@@ -468,13 +467,22 @@ static void mamba1_backward(Layer *L, real *din, const real *dout, const real *i
 // inference (core/generate.c): one sequence, one position at a time
 //
 // State, in reals: the conv window (K-1, E) of the last K-1 inputs x' (oldest first), the SSM
-// state h (E,N), then one row of workspace: xz (2E), xc (E), u (E), [dt_lr|Bm|Cm] raw and
-// normalised (R+2N each), their rstd (3), dpre (E), yg (E). None of it depends on max_T.
+// state h (E,N), A = -exp(A_log) (E,N), then one row of workspace: xz (2E), xc (E), u (E),
+// [dt_lr|Bm|Cm] raw and normalised (R+2N each), their rstd (3), dpre (E), yg (E). None of it
+// depends on max_T. A is computed once per sequence (by state_from_forward, or by the step at
+// position 0; the parameters do not change during generation): its E·N exps in every step were a
+// quarter of the decode time.
 
 static size_t mamba1_state_size(const Layer *L, int max_T) {
     const Mamba1 *P = L->priv;
     size_t E = P->E, N = P->N, W = (size_t)P->R + 2 * N;
-    return (size_t)(P->K - 1) * E + E * N + 2 * E + E + E + 2 * W + 3 + E + E;
+    return (size_t)(P->K - 1) * E + 2 * E * N + 2 * E + E + E + 2 * W + 3 + E + E;
+}
+
+// A = -exp(A_log), exactly as the forward computes it
+static void fill_A(const Mamba1 *P, const Layer *L, real *A) {
+    const real *A_log = L->p[P->A_log];
+    for (size_t i = 0; i < (size_t)P->E * P->N; i++) A[i] = -exp(A_log[i]);
 }
 
 static void mamba1_state_from_forward(Layer *L, real *state, int T) {
@@ -493,17 +501,18 @@ static void mamba1_state_from_forward(Layer *L, real *state, int T) {
     size_t S = scan_slots(T, P->Q);
     for (int e = 0; e < E; e++)
         memcpy(h + (size_t)e * N, hs + ((size_t)e * S + S - 1) * N, N * sizeof(real));
+    fill_A(P, L, h + (size_t)E * N);
 }
 
 static void mamba1_step(Layer *L, real *out, const real *in, real *state, int pos) {
     Mamba1 *P = L->priv;
     int C = P->C, E = P->E, N = P->N, R = P->R, K = P->K, W = R + 2 * N;
-    real *win = state, *h = win + (size_t)(K - 1) * E;
-    real *xz = h + (size_t)E * N, *xc = xz + 2 * E, *u = xc + E;
+    real *win = state, *h = win + (size_t)(K - 1) * E, *A = h + (size_t)E * N;
+    real *xz = A + (size_t)E * N, *xc = xz + 2 * E, *u = xc + E;
     real *raw = u + E, *nrm = raw + W, *rstd = nrm + W, *dpre = rstd + 3, *yg = dpre + E;
     if (P->norm == NORM_NONE) nrm = raw;
     // position 0: nothing came before, whatever the buffer holds (scan_step ignores h there)
-    if (pos == 0) memset(win, 0, (size_t)(K - 1) * E * sizeof(real));
+    if (pos == 0) { memset(win, 0, (size_t)(K - 1) * E * sizeof(real)); fill_A(P, L, A); }
     matmul_forward(xz, in, L->p[P->Win], NULL, 1, C, 2 * E);
     causal_conv_step(xc, u, win, xz, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, E, K);
     for (int s = 0; s < 3; s++) {
@@ -513,7 +522,7 @@ static void mamba1_step(Layer *L, real *out, const real *in, real *state, int po
                             1, P->wid[s], P->norm_eps);
     }
     matmul_forward(dpre, nrm, L->p[P->Wdt], L->p[P->bdt], 1, R, E);
-    scan_step(h, yg, u, dpre, nrm + R, nrm + R + N, L->p[P->A_log], L->p[P->D], xz + E, pos, E, N);
+    scan_step(h, yg, u, dpre, nrm + R, nrm + R + N, A, L->p[P->D], xz + E, pos, E, N);
     matmul_forward(out, yg, L->p[P->Wout], NULL, 1, E, C);
 }
 
