@@ -53,3 +53,23 @@ void causal_conv_backward(real *din, int ld, real *dW, real *db, const real *dxc
             }
     }
 }
+
+// One position of causal_conv_forward for generation. win (K-1, Cx): the inputs of the K-1
+// previous positions, oldest first (zeros before position 0). Same sum order as the forward
+// (bias, then k = 0..K-1); a zero row adds exactly nothing, so the result equals the forward's
+// even while the window still holds the zeros from before the sequence start.
+void causal_conv_step(real *xc, real *xbc, real *win, const real *x, const real *W, const real *bias,
+                      int Cx, int K) {
+    for (int c = 0; c < Cx; c++) {
+        real o = bias ? bias[c] : 0;
+        for (int k = 0; k < K - 1; k++) o += W[(size_t)c * K + k] * win[(size_t)k * Cx + c];
+        o += W[(size_t)c * K + K - 1] * x[c];
+        xc[c] = o;
+        xbc[c] = silur(o);
+    }
+    // slide: drop the oldest row, append x (K-1 rows of Cx: small next to the projections)
+    if (K > 1) {
+        memmove(win, win + Cx, (size_t)(K - 2) * Cx * sizeof(real));
+        memcpy(win + (size_t)(K - 2) * Cx, x, Cx * sizeof(real));
+    }
+}

@@ -13,3 +13,8 @@ void causal_conv_forward(real *xc, real *xbc, const real *in, int ld, const real
 // order per channel block, so results do not depend on the thread count.
 void causal_conv_backward(real *din, int ld, real *dW, real *db, const real *dxc, const real *in,
                           const real *W, int B, int T, int Cx, int K);
+// Generation, one position: x (Cx) -> xc, xbc (Cx) as the forward computes them at that position;
+// win (K-1, Cx) holds the previous K-1 inputs, oldest first (zero before the sequence start), and
+// slides by one row (x appended).
+void causal_conv_step(real *xc, real *xbc, real *win, const real *x, const real *W, const real *bias,
+                      int Cx, int K);

@@ -13,10 +13,15 @@
 // as three products, one per row block of W_x, so each of dt_lr, Bm, Cm is a contiguous
 // (B,T,width) array: the norms and the dt projection then use ops.h unchanged.
 //
-// Memory: forward keeps every state h_t, (B,E,T,N) reals (for now: recomputing them in backward
-// from saved checkpoints, as the CUDA kernel does, is a later change). One (b, e) channel's T
-// states are contiguous, so the scan's inner loops over N walk memory in order. Backward never recovers
-// h_{t-1} from h_t by dividing by exp(ΔA) (that underflows for large Δ|A|, §7.4).
+// Memory: by default forward keeps every state h_t, (B,E,T,N) reals, the largest activation by
+// far (268 MB per layer at E 1024, N 16, B 16, T 256). model.mamba.scan_checkpoint Q > 0 keeps
+// only the state at the end of each Q-step chunk, (B,E,ceil(T/Q),N), and backward recomputes a
+// chunk's Q states from the previous chunk's saved state into per-thread scratch (Q,N), as the
+// CUDA kernel does with Q = 2048 (§7.4): one more forward scan of time for a factor Q of memory.
+// The recomputation repeats the forward's arithmetic exactly, so the gradients do not depend on
+// Q. One (b, e) channel's states are contiguous, so the scan's inner loops over N walk memory in
+// order. Backward never recovers h_{t-1} from h_t by dividing by exp(ΔA) (that underflows for
+// large Δ|A|, §7.4).
 //
 // Threads: the forward scan runs one OpenMP item per (b, e) channel (a static schedule hands each
 // thread a contiguous block of channels). The backward scan runs one item per channel e with
@@ -53,6 +58,10 @@ const KeySpec mamba_keys[] = {
      "version 1: RMSNorm of dt (R), B (N), C (N) after x_proj: jamba = with learned weights, "
      "falcon = without weights, none = Mamba"},
     {KEY("inner_norm_eps"), KT_FLOAT, "1e-6", 0, 1, NULL, 0, "epsilon of the inner_norm RMSNorms"},
+    {KEY("scan_checkpoint"), KT_INT, "0", 0, 1048576, NULL, 0,
+     "version 1, training memory: 0 keeps every scan state for backward (B*E*T*N reals per layer); "
+     "Q > 0 keeps one state per Q positions (B*E*ceil(T/Q)*N) and recomputes the others in backward "
+     "(about one more forward scan of time; same gradients)"},
     {KEY("headdim"), KT_INT, "64", 1, 65536, NULL, 0, "version 2: width of one SSM head (P); E must be a multiple"},
     {KEY("ngroups"), KT_INT, "1", 1, 65536, NULL, 0, "version 2: groups sharing one B and C (G); must divide the heads"},
     {KEY("chunk_size"), KT_INT, "64", 1, 1048576, NULL, 0, "version 2: chunk length of the chunked SSD scan"},
@@ -67,6 +76,7 @@ enum { NORM_NONE, NORM_JAMBA, NORM_FALCON };
 typedef struct {
     int C, E, N, R, K;
     int norm;                  // NORM_*
+    int Q;                     // scan_checkpoint: 0 = keep every state, else chunk length
     real norm_eps;
     int wid[3], off[3];        // x_proj row blocks dt_lr | Bm | Cm: widths R, N, N and first rows
     int nt;                    // threads the backward's per-thread buffers were sized for
@@ -113,6 +123,7 @@ static void mamba1_declare(Layer *L) {
     const char *nm = cfg_str(c, KEY("inner_norm"));
     P->norm = !strcmp(nm, "jamba") ? NORM_JAMBA : !strcmp(nm, "falcon") ? NORM_FALCON : NORM_NONE;
     P->norm_eps = (real)cfg_num(c, KEY("inner_norm_eps"));
+    P->Q = (int)cfg_int(c, KEY("scan_checkpoint"));
     int C = P->C, E = P->E, N = P->N, R = P->R, K = P->K;
     P->wid[0] = R; P->wid[1] = N; P->wid[2] = N;
     P->off[0] = 0; P->off[1] = R; P->off[2] = R + N;
@@ -130,6 +141,10 @@ static void mamba1_declare(Layer *L) {
         P->nw[s] = P->norm == NORM_JAMBA ? layer_param(L, norm_names[s], 0, 1, P->wid[s], 0, 0, 0) : -1;
 }
 
+// States kept per channel: every one (Q = 0), or the last of each Q-step chunk (the last slot
+// always holds h_{T-1}, the state generation continues from).
+static int scan_slots(int T, int Q) { return Q ? (T + Q - 1) / Q : T; }
+
 static void mamba1_declare_acts(Layer *L, int B, int T) {
     Mamba1 *P = L->priv;
     size_t BT = (size_t)B * T, E = P->E, N = P->N;
@@ -144,15 +159,16 @@ static void mamba1_declare_acts(Layer *L, int B, int T) {
         } else { P->nrm[s] = P->raw[s]; P->rstd[s] = -1; }
     }
     P->dpre = layer_act(L, BT * E);          // δ + b_dt before softplus (for softplus')
-    P->h = layer_act(L, BT * E * N);         // every scan state (B,E,T,N)
+    P->h = layer_act(L, (size_t)B * E * scan_slots(T, P->Q) * N);   // scan states kept (B,E,S,N)
     P->y = layer_act(L, BT * E);             // scan output before the gate
     P->yg = layer_act(L, BT * E);            // gated output, out_proj input
     // Scratch. forward: A (E,N). backward: A, gy (B,T,E), dxz (B,T,2E), du and dδ (B,T,E), the
     // gradients of [dt_lr|Bm|Cm] normalised and raw (B,T,R+2N) each, per-thread partials of dBm
-    // and dCm (nt,B,T,N) each and per-thread scan vectors (nt,4N).
+    // and dCm (nt,B,T,N) each and per-thread scan vectors (nt,4N); with scan_checkpoint Q, each
+    // thread's recomputed chunk of states (nt,Q,N) (at most T states).
     P->nt = layer_threads();
-    size_t W = (size_t)P->R + 2 * N;
-    layer_scratch(L, E * N + BT * 5 * E + 2 * BT * W + P->nt * (2 * BT * N + 4 * N));
+    size_t W = (size_t)P->R + 2 * N, Qn = P->Q ? (size_t)(P->Q < T ? P->Q : T) * N : 0;
+    layer_scratch(L, E * N + BT * 5 * E + 2 * BT * W + P->nt * (2 * BT * N + 4 * N + Qn));
 }
 
 static void mamba1_init(Layer *L, Rng *rng) {
@@ -193,24 +209,31 @@ static void mamba1_init(Layer *L, Rng *rng) {
 #pragma GCC push_options
 #pragma GCC optimize("associative-math", "no-signed-zeros", "no-trapping-math", "fp-contract=fast")
 
-// h: (B,E,T,N) out, every state. y: (B,T,E) out. u, dpre: (B,T,E). Bm, Cm: (B,T,N). A: (E,N).
+// h: (B,E,S,N) out, S = scan_slots(T, Q): every state (Q = 0), or the state at the end of each
+// Q-step chunk. y: (B,T,E) out. u, dpre: (B,T,E). Bm, Cm: (B,T,N). A: (E,N).
 static void scan_forward(real *h, real *y, const real *u, const real *dpre, const real *Bm,
-                         const real *Cm, const real *A, const real *D, int B, int T, int E, int N) {
+                         const real *Cm, const real *A, const real *D, int B, int T, int E, int N, int Q) {
+    size_t S = scan_slots(T, Q);
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int e = 0; e < E; e++) {
             const real *a = A + (size_t)e * N;
-            real *hs = h + ((size_t)b * E + e) * T * N;
+            // ht: the slot of h_t. It moves on every step (Q = 0), or at the start of each chunk:
+            // within a chunk it is updated in place and ends up holding the chunk's last state,
+            // and a chunk's first step reads the previous chunk's slot
+            real *ht = h + ((size_t)b * E + e) * S * N;
+            int every = Q ? Q : 1, k = 0;   // k = t mod every, without a division per step
             for (int t = 0; t < T; t++) {
                 size_t bt = (size_t)b * T + t;
                 real dt = softplusr(dpre[bt * E + e]), ut = u[bt * E + e], dtu = dt * ut;
                 const real *Bt = Bm + bt * N, *Ct = Cm + bt * N;
-                real *ht = hs + (size_t)t * N, acc = 0;
+                real acc = 0;
                 if (t == 0) {   // h_{-1} = 0
                     #pragma omp simd reduction(+:acc)
                     for (int n = 0; n < N; n++) { ht[n] = dtu * Bt[n]; acc += ht[n] * Ct[n]; }
-                } else {        // ht holds exp(Δ_t a)
-                    const real *hp = ht - N;
+                } else {
+                    const real *hp = ht;
+                    if (++k == every) { k = 0; ht += N; }
                     #pragma omp simd reduction(+:acc)
                     for (int n = 0; n < N; n++) { ht[n] = exp_vec(dt * a[n]) * hp[n] + dtu * Bt[n]; acc += ht[n] * Ct[n]; }
                 }
@@ -219,14 +242,36 @@ static void scan_forward(real *h, real *y, const real *u, const real *dpre, cons
         }
 }
 
-// Reverse scan. gy = dL/dy (B,T,E). Out: du (B,T,E) overwritten, ddpre = dL/d(δ+b_dt) (B,T,E)
-// overwritten, dBp/dCp: per-thread partials (nt,B,T,N) of dL/dBm, dL/dCm (zeroed here),
-// gA_log, gD, gbdt accumulated. work: (nt,4N). Returns the number of partials in use.
-static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work,
+// Scan checkpointing: the states of positions t0..t1-1 of channel (b, e) into st (t1-t0, N),
+// from the state hin before t0, with scan_forward's arithmetic (so the bits are the forward's).
+static void scan_chunk_states(real *st, const real *hin, const real *a, const real *u, const real *dpre,
+                              const real *Bm, int b, int e, int t0, int t1, int T, int E, int N) {
+    for (int t = t0; t < t1; t++) {
+        size_t bt = (size_t)b * T + t;
+        real dt = softplusr(dpre[bt * E + e]), dtu = dt * u[bt * E + e];
+        const real *Bt = Bm + bt * N;
+        real *ht = st + (size_t)(t - t0) * N;
+        const real *hp = t > t0 ? ht - N : hin;
+        if (t == 0) {
+            #pragma omp simd
+            for (int n = 0; n < N; n++) ht[n] = dtu * Bt[n];
+        } else {
+            #pragma omp simd
+            for (int n = 0; n < N; n++) ht[n] = exp_vec(dt * a[n]) * hp[n] + dtu * Bt[n];
+        }
+    }
+}
+
+// Reverse scan. gy = dL/dy (B,T,E). h: the forward's kept states (B,E,S,N). Out: du (B,T,E)
+// overwritten, ddpre = dL/d(δ+b_dt) (B,T,E) overwritten, dBp/dCp: per-thread partials (nt,B,T,N)
+// of dL/dBm, dL/dCm (zeroed here), gA_log, gD, gbdt accumulated. work: (nt,4N). hq: (nt,Q,N),
+// the recomputed chunks (Q > 0 only). Returns the number of partials in use.
+static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work, real *hq,
                          real *gA_log, real *gD, real *gbdt, const real *gy, const real *h,
                          const real *u, const real *dpre, const real *Bm, const real *Cm,
-                         const real *A, const real *D, int B, int T, int E, int N, int nt) {
-    size_t BTN = (size_t)B * T * N;
+                         const real *A, const real *D, int B, int T, int E, int N, int Q, int nt) {
+    size_t BTN = (size_t)B * T * N, S = scan_slots(T, Q);
+    int QL = Q ? (Q < T ? Q : T) : T, nc = Q ? (int)S : 1;   // chunk length, chunks
     int used = 1;
     #pragma omp parallel num_threads(nt)
     {
@@ -238,6 +283,7 @@ static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work
         memset(dCt_, 0, BTN * sizeof(real));
         // dh: running dL/dh carried backwards; dA: Σ_{b,t} dL/dA[e,:]; zero: h_{-1}
         real *dh = work + (size_t)tid * 4 * N, *dA = dh + N, *zero = dA + N;
+        real *buf = Q ? hq + (size_t)tid * QL * N : NULL;
         for (int n = 0; n < N; n++) zero[n] = 0;
         #pragma omp for schedule(static)
         for (int e = 0; e < E; e++) {
@@ -245,34 +291,40 @@ static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work
             real dDe = 0, dbe = 0;
             for (int n = 0; n < N; n++) dA[n] = 0;
             for (int b = 0; b < B; b++) {
-                const real *hs = h + ((size_t)b * E + e) * T * N;
+                const real *hs = h + ((size_t)b * E + e) * S * N;
                 for (int n = 0; n < N; n++) dh[n] = 0;   // dh_{T} = 0
-                for (int t = T - 1; t >= 0; t--) {
-                    size_t bt = (size_t)b * T + t;
-                    real x = dpre[bt * E + e], dt = softplusr(x), ut = u[bt * E + e], dtu = dt * ut;
-                    real g = gy[bt * E + e], sB = 0, sA = 0;
-                    const real *Bt = Bm + bt * N, *Ct = Cm + bt * N, *ht = hs + (size_t)t * N;
-                    const real *hp = t ? ht - N : zero;
-                    real *dBt = dBt_ + bt * N, *dCt = dCt_ + bt * N;
-                    #pragma omp simd reduction(+:sB, sA)
-                    for (int n = 0; n < N; n++) {
-                        // on entry dh holds exp(Δ_{t+1} a) dh_{t+1}; add this step's output path
-                        real dan = exp_vec(dt * a[n]);
-                        real dhn = dh[n] + g * Ct[n];
-                        dCt[n] += g * ht[n];
-                        dBt[n] += dhn * dtu;
-                        sB += dhn * Bt[n];
-                        real q = dhn * dan * hp[n];     // dh_t · exp(Δ_t a) · h_{t-1}
-                        dA[n] += q * dt;
-                        sA += q * a[n];
-                        dh[n] = dhn * dan;              // carried to step t-1
+                for (int c = nc - 1; c >= 0; c--) {
+                    // chunk c: positions t0..t1-1, entered from hin; st holds their states
+                    int t0 = c * QL, t1 = t0 + QL < T ? t0 + QL : T;
+                    const real *hin = c ? hs + (size_t)(c - 1) * N : zero, *st = hs;
+                    if (Q) { scan_chunk_states(buf, hin, a, u, dpre, Bm, b, e, t0, t1, T, E, N); st = buf; }
+                    for (int t = t1 - 1; t >= t0; t--) {
+                        size_t bt = (size_t)b * T + t;
+                        real x = dpre[bt * E + e], dt = softplusr(x), ut = u[bt * E + e], dtu = dt * ut;
+                        real g = gy[bt * E + e], sB = 0, sA = 0;
+                        const real *Bt = Bm + bt * N, *Ct = Cm + bt * N, *ht = st + (size_t)(t - t0) * N;
+                        const real *hp = t > t0 ? ht - N : hin;
+                        real *dBt = dBt_ + bt * N, *dCt = dCt_ + bt * N;
+                        #pragma omp simd reduction(+:sB, sA)
+                        for (int n = 0; n < N; n++) {
+                            // on entry dh holds exp(Δ_{t+1} a) dh_{t+1}; add this step's output path
+                            real dan = exp_vec(dt * a[n]);
+                            real dhn = dh[n] + g * Ct[n];
+                            dCt[n] += g * ht[n];
+                            dBt[n] += dhn * dtu;
+                            sB += dhn * Bt[n];
+                            real q = dhn * dan * hp[n];     // dh_t · exp(Δ_t a) · h_{t-1}
+                            dA[n] += q * dt;
+                            sA += q * a[n];
+                            dh[n] = dhn * dan;              // carried to step t-1
+                        }
+                        du[bt * E + e] = D[e] * g + dt * sB;
+                        dDe += g * ut;
+                        // dΔ = Σ_n dh (Bm u + a exp(Δa) h_{t-1});  dδ = dΔ softplus'(δ + b)
+                        real dd = (ut * sB + sA) * softplus_grad(x);
+                        ddpre[bt * E + e] = dd;
+                        dbe += dd;
                     }
-                    du[bt * E + e] = D[e] * g + dt * sB;
-                    dDe += g * ut;
-                    // dΔ = Σ_n dh (Bm u + a exp(Δa) h_{t-1});  dδ = dΔ softplus'(δ + b)
-                    real dd = (ut * sB + sA) * softplus_grad(x);
-                    ddpre[bt * E + e] = dd;
-                    dbe += dd;
                 }
             }
             gD[e] += dDe;
@@ -282,6 +334,26 @@ static int scan_backward(real *du, real *ddpre, real *dBp, real *dCp, real *work
         }
     }
     return used;
+}
+
+// Generation, one position (state h: (E,N), updated in place). u, dpre: (E). Bm, Cm: (N).
+// A: (E,N). yg (E) out: y ⊙ silu(z), z = xz[E:]. The same arithmetic per channel as scan_forward.
+static void scan_step(real *h, real *yg, const real *u, const real *dpre, const real *Bm, const real *Cm,
+                      const real *A, const real *D, const real *z, int pos, int E, int N) {
+    #pragma omp parallel for schedule(static) if (E * N >= 4096)
+    for (int e = 0; e < E; e++) {
+        const real *a = A + (size_t)e * N;
+        real dt = softplusr(dpre[e]), ut = u[e], dtu = dt * ut, acc = 0;
+        real *ht = h + (size_t)e * N;
+        if (pos == 0) {   // h_{-1} = 0, whatever the buffer holds
+            #pragma omp simd reduction(+:acc)
+            for (int n = 0; n < N; n++) { ht[n] = dtu * Bm[n]; acc += ht[n] * Cm[n]; }
+        } else {
+            #pragma omp simd reduction(+:acc)
+            for (int n = 0; n < N; n++) { ht[n] = exp_vec(dt * a[n]) * ht[n] + dtu * Bm[n]; acc += ht[n] * Cm[n]; }
+        }
+        yg[e] = (acc + D[e] * ut) * silur(z[e]);
+    }
 }
 
 #pragma GCC pop_options
@@ -310,7 +382,7 @@ static void mamba1_forward(Layer *L, real *out, const real *in, int B, int T) {
     real *A = layer_scratch_ptr(L);   // (E,N)
     const real *A_log = L->p[P->A_log];
     for (size_t i = 0; i < (size_t)E * N; i++) A[i] = -exp(A_log[i]);
-    scan_forward(L->a[P->h], y, u, dpre, L->a[P->nrm[1]], L->a[P->nrm[2]], A, L->p[P->D], B, T, E, N);
+    scan_forward(L->a[P->h], y, u, dpre, L->a[P->nrm[1]], L->a[P->nrm[2]], A, L->p[P->D], B, T, E, N, P->Q);
     // gate: yg = y ⊙ silu(z)
     #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < BT; bt++)
@@ -336,6 +408,7 @@ static void mamba1_backward(Layer *L, real *din, const real *dout, const real *i
     real *dBp = draw + (size_t)BT * W;       // (nt,BT,N)
     real *dCp = dBp + (size_t)P->nt * BT * N;
     real *work = dCp + (size_t)P->nt * BT * N;   // (nt,4N)
+    real *hq = work + (size_t)P->nt * 4 * N;      // (nt,Q,N) when scan_checkpoint Q > 0
     real *dseg[3], *rseg[3];
     for (int s = 0; s < 3; s++) {
         dseg[s] = dnrm + (size_t)BT * P->off[s];
@@ -356,9 +429,9 @@ static void mamba1_backward(Layer *L, real *din, const real *dout, const real *i
             gy[i] = g * silur(z);
         }
     // scan: du, dδ, per-thread dBm/dCm partials; dA_log, dD, db_dt
-    int nb = scan_backward(du, ddpre, dBp, dCp, work, L->g[P->A_log], L->g[P->D], L->g[P->bdt], gy,
+    int nb = scan_backward(du, ddpre, dBp, dCp, work, hq, L->g[P->A_log], L->g[P->D], L->g[P->bdt], gy,
                            L->a[P->h], u, L->a[P->dpre], L->a[P->nrm[1]], L->a[P->nrm[2]], A,
-                           L->p[P->D], B, T, E, N, P->nt);
+                           L->p[P->D], B, T, E, N, P->Q, P->nt);
     // dBm, dCm: sum the partials in thread order
     real *dB = dseg[1], *dC = dseg[2];
     #pragma omp parallel for schedule(static)
@@ -388,6 +461,69 @@ static void mamba1_backward(Layer *L, real *din, const real *dout, const real *i
                   B, T, E, P->K);
     // in_proj: din = dxz W_in, dW_in += dxzᵀ x
     matmul_backward(din, L->g[P->Win], NULL, dxz, in, L->p[P->Win], BT, C, 2 * E, 0);
+}
+
+// ----------------------------------------------------------------------------
+// inference (core/generate.c): one sequence, one position at a time
+//
+// State, in reals: the conv window (K-1, E) of the last K-1 inputs x' (oldest first), the SSM
+// state h (E,N), A = -exp(A_log) (E,N), then one row of workspace: xz (2E), xc (E), u (E),
+// [dt_lr|Bm|Cm] raw and normalised (R+2N each), their rstd (3), dpre (E), yg (E). None of it
+// depends on max_T. A is computed once per sequence (by state_from_forward, or by the step at
+// position 0; the parameters do not change during generation): its E·N exps in every step were a
+// quarter of the decode time.
+
+static size_t mamba1_state_size(const Layer *L, int max_T) {
+    const Mamba1 *P = L->priv;
+    size_t E = P->E, N = P->N, W = (size_t)P->R + 2 * N;
+    return (size_t)(P->K - 1) * E + 2 * E * N + 2 * E + E + E + 2 * W + 3 + E + E;
+}
+
+// A = -exp(A_log), exactly as the forward computes it
+static void fill_A(const Mamba1 *P, const Layer *L, real *A) {
+    const real *A_log = L->p[P->A_log];
+    for (size_t i = 0; i < (size_t)P->E * P->N; i++) A[i] = -exp(A_log[i]);
+}
+
+static void mamba1_state_from_forward(Layer *L, real *state, int T) {
+    Mamba1 *P = L->priv;
+    int E = P->E, N = P->N, K = P->K;
+    const real *xz = L->a[P->xz];    // (T,2E), x' = first half of each row
+    real *win = state, *h = state + (size_t)(K - 1) * E;
+    for (int k = 0; k < K - 1; k++) {   // row k = input of position T-(K-1)+k
+        int t = T - (K - 1) + k;
+        if (t >= 0) memcpy(win + (size_t)k * E, xz + (size_t)t * 2 * E, E * sizeof(real));
+        else memset(win + (size_t)k * E, 0, E * sizeof(real));
+    }
+    // the state after position T-1: the last of channel e's S kept states (1,E,S,N), whether
+    // forward kept every state or one per chunk
+    const real *hs = L->a[P->h];
+    size_t S = scan_slots(T, P->Q);
+    for (int e = 0; e < E; e++)
+        memcpy(h + (size_t)e * N, hs + ((size_t)e * S + S - 1) * N, N * sizeof(real));
+    fill_A(P, L, h + (size_t)E * N);
+}
+
+static void mamba1_step(Layer *L, real *out, const real *in, real *state, int pos) {
+    Mamba1 *P = L->priv;
+    int C = P->C, E = P->E, N = P->N, R = P->R, K = P->K, W = R + 2 * N;
+    real *win = state, *h = win + (size_t)(K - 1) * E, *A = h + (size_t)E * N;
+    real *xz = A + (size_t)E * N, *xc = xz + 2 * E, *u = xc + E;
+    real *raw = u + E, *nrm = raw + W, *rstd = nrm + W, *dpre = rstd + 3, *yg = dpre + E;
+    if (P->norm == NORM_NONE) nrm = raw;
+    // position 0: nothing came before, whatever the buffer holds (scan_step ignores h there)
+    if (pos == 0) { memset(win, 0, (size_t)(K - 1) * E * sizeof(real)); fill_A(P, L, A); }
+    matmul_forward(xz, in, L->p[P->Win], NULL, 1, C, 2 * E);
+    causal_conv_step(xc, u, win, xz, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, E, K);
+    for (int s = 0; s < 3; s++) {
+        matmul_forward(raw + P->off[s], u, L->p[P->Wx] + (size_t)P->off[s] * E, NULL, 1, E, P->wid[s]);
+        if (P->norm != NORM_NONE)
+            rmsnorm_forward(nrm + P->off[s], rstd + s, raw + P->off[s], P->nw[s] >= 0 ? L->p[P->nw[s]] : NULL,
+                            1, P->wid[s], P->norm_eps);
+    }
+    matmul_forward(dpre, nrm, L->p[P->Wdt], L->p[P->bdt], 1, R, E);
+    scan_step(h, yg, u, dpre, nrm + R, nrm + R + N, A, L->p[P->D], xz + E, pos, E, N);
+    matmul_forward(out, yg, L->p[P->Wout], NULL, 1, E, C);
 }
 
 // ----------------------------------------------------------------------------
@@ -436,4 +572,7 @@ const BlockType mamba1_block = {
     .backward = mamba1_backward,
     .flops_per_token = mamba1_flops_per_token,
     .cache_elems = mamba1_cache_elems,
+    .state_size = mamba1_state_size,
+    .state_from_forward = mamba1_state_from_forward,
+    .step = mamba1_step,
 };

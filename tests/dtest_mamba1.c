@@ -258,6 +258,84 @@ static void test_backward_finite(const Case *k) {
 #endif
 
 // ----------------------------------------------------------------------------
+// scan checkpointing (model.mamba.scan_checkpoint Q): forward keeps one state per Q-step chunk
+// and backward recomputes the rest. The recomputation repeats the forward's arithmetic, so the
+// output and every gradient must equal those of Q = 0 (to 1e-12; in practice bit for bit), and
+// the finite-difference checks must pass on their own with T = 7 not a multiple of Q = 3.
+
+static void load_q(Config *c, const Case *k, int Q) {
+    char q[64];
+    snprintf(q, sizeof q, "model.mamba.scan_checkpoint=%d", Q);
+    char *sets[] = {dt_order_one[0], dt_order_one[1], q};
+    if (load_with(c, k->yaml, sets, 3)) die("config does not load");
+}
+
+static size_t act_total(const Layer *L) { size_t n = 0; for (int i = 0; i < L->na; i++) n += L->act_n[i]; return n; }
+
+// One forward + backward at (B, T, Q): the output, dL/dparams, dL/dx, and the layer's sizes
+typedef struct { real *out, *g, *dx; size_t n, np, acts; int E, N; } Grads;
+
+static Grads grads_with(const Case *k, int Q, int B, int T) {
+    Config c;
+    load_q(&c, k, Q);
+    LayerRig r;
+    rig_setup(&r, k->hot ? &fd_hot_block : &fd_block, &c, B, T, 21);
+    memset(r.m.grads, 0, r.m.nparams * sizeof(real));
+    rig_loss(&r);
+    r.L.type->backward(&r.L, r.dx, r.w, r.x, B, T);
+    Grads G = {.n = (size_t)B * T * r.m.C, .np = r.m.nparams, .acts = act_total(&r.L)};
+    G.E = (int)layer_param_numel(&r.L, local_param(&r.L, "D"));
+    G.N = (int)layer_param_numel(&r.L, local_param(&r.L, "A_log")) / G.E;
+    G.out = malloc(G.n * sizeof(real)); G.dx = malloc(G.n * sizeof(real)); G.g = malloc(G.np * sizeof(real));
+    memcpy(G.out, r.out, G.n * sizeof(real)); memcpy(G.dx, r.dx, G.n * sizeof(real));
+    memcpy(G.g, r.m.grads, G.np * sizeof(real));
+    rig_free(&r);
+    config_free(&c);
+    return G;
+}
+static void grads_free(Grads *G) { free(G->out); free(G->g); free(G->dx); }
+
+static double rel_diff(const real *a, const real *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) { d = fmax(d, fabs((double)a[i] - b[i])); m = fmax(m, fabs((double)b[i])); }
+    return d / fmax(m, 1e-300);
+}
+
+static void test_checkpoint_equal(const Case *k) {
+    enum { B = 2, T = 7 };
+    Grads G0 = grads_with(k, 0, B, T);
+    const int Qs[] = {1, 3, 4, 7, 10};   // 1: a checkpoint per step; 7 = T; 10 > T: one chunk
+    for (int i = 0; i < 5; i++) {
+        int Q = Qs[i];
+        Grads G = grads_with(k, Q, B, T);
+        double dout = rel_diff(G.out, G0.out, G.n), dg = rel_diff(G.g, G0.g, G.np), ddx = rel_diff(G.dx, G0.dx, G.n);
+        int bits = !memcmp(G.out, G0.out, G.n * sizeof(real)) && !memcmp(G.g, G0.g, G.np * sizeof(real)) &&
+                   !memcmp(G.dx, G0.dx, G.n * sizeof(real));
+        CHECK(dout <= 1e-12 && dg <= 1e-12 && ddx <= 1e-12,
+              "%s, scan_checkpoint %d: out, dparams, dx = those of 0 (rel diff %.1e %.1e %.1e%s)",
+              k->label, Q, dout, dg, ddx, bits ? ", bitwise" : "");
+        // the states kept drop from B·E·T·N to B·E·ceil(T/Q)·N reals, nothing else changes
+        size_t fewer = (size_t)B * G.E * (T - (T + Q - 1) / Q) * G.N;
+        CHECK(G0.acts - G.acts == fewer, "%s, scan_checkpoint %d: activations %zu -> %zu reals (%zu fewer, expected %zu)",
+              k->label, Q, G0.acts, G.acts, G0.acts - G.acts, fewer);
+        grads_free(&G);
+    }
+    grads_free(&G0);
+}
+
+#ifdef HLAB_DOUBLE
+static double test_gradients_checkpoint(const Case *k) {
+    Config c;
+    load_q(&c, k, 3);
+    char label[160];
+    snprintf(label, sizeof label, "%s, scan_checkpoint 3, T %d", k->label, Tsz);
+    double w = gradcheck_layer(label, k->hot ? &fd_hot_block : &fd_block, &c, Bsz, Tsz, SAMPLES, TOL);
+    config_free(&c);
+    return w;
+}
+#endif
+
+// ----------------------------------------------------------------------------
 // init (§1.2), on a wider layer so that the distributions show
 
 static double absmax(const real *w, size_t n) { double m = 0; for (size_t i = 0; i < n; i++) m = fmax(m, fabs(w[i])); return m; }
@@ -414,11 +492,17 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) worst = fmax(worst, test_gradients(&cases[i]));
     printf("     worst relative gradient error over all cases: %.2e\n", worst);
     test_group("harness"); test_harness_catches();
+    test_group("scan checkpoint");
+    worst = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) worst = fmax(worst, test_gradients_checkpoint(&cases[i]));
+    printf("     worst relative gradient error with scan_checkpoint 3: %.2e\n", worst);
 #else
     (void)gradcheck_layer; (void)TOL;   // finite differences only in the double build
     test_group("backward (float build: no finite differences)");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) test_backward_finite(&cases[i]);
 #endif
+    test_group("scan checkpoint = keep every state");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) test_checkpoint_equal(&cases[i]);
     test_group("determinism"); test_deterministic();
     return test_summary();
 }
