@@ -314,6 +314,87 @@ static void mamba2_backward(Layer *L, real *din, const real *dout, const real *i
 }
 
 // ----------------------------------------------------------------------------
+// inference (core/generate.c), one sequence. The state, in reals:
+//   win  (K-1, Cx)   conv inputs x|B|C (before the conv) of the K-1 previous positions, oldest
+//                    first; zero before the sequence start, as the forward's zero padding
+//   S    (H, P, N)   the SSM state after the previous positions
+//   work zxbcdt (Dp), xbc (Cx), y (E), o (E), rstd (G): one row of the forward's activations
+// Nothing depends on max_T: the state has a fixed size.
+
+typedef struct { real *win, *S, *zx, *xbc, *y, *o, *rstd; } StepState;
+
+static StepState step_state(const Mamba2 *P, real *s) {
+    StepState st;
+    st.win = s;
+    st.S = st.win + (size_t)(P->K - 1) * P->Cx;
+    st.zx = st.S + (size_t)P->H * P->P * P->N;
+    st.xbc = st.zx + P->Dp;
+    st.y = st.xbc + P->Cx;
+    st.o = st.y + P->E;
+    st.rstd = st.o + P->E;
+    return st;
+}
+
+static size_t mamba2_state_size(const Layer *L, int max_T) {
+    const Mamba2 *P = L->priv;
+    return (size_t)(P->K - 1) * P->Cx + (size_t)P->H * P->P * P->N + P->Dp + P->Cx + 2 * (size_t)P->E + P->G;
+}
+
+// After forward(B = 1, T): the scan state from the last chunk checkpoint (ssd_final_state), and
+// the last K-1 conv inputs, which are columns E..E+Cx of the in_proj output.
+static void mamba2_state_from_forward(Layer *L, real *state, int T) {
+    Mamba2 *P = L->priv;
+    StepState st = step_state(P, state);
+    int K = P->K, Cx = P->Cx, E = P->E;
+    const real *zxbcdt = L->a[P->zxbcdt], *xbc = L->a[P->xbc];
+    for (int j = 0; j < K - 1; j++) {
+        int t = T - (K - 1) + j;   // position held in window row j
+        if (t < 0) memset(st.win + (size_t)j * Cx, 0, Cx * sizeof(real));
+        else memcpy(st.win + (size_t)j * Cx, zxbcdt + (size_t)t * P->Dp + E, Cx * sizeof(real));
+    }
+    real A[P->H];   // H reals on the stack: no allocation
+    for (int h = 0; h < P->H; h++) A[h] = -exp(L->p[P->A_log][h]);
+    SsdDims d = ssd_dims(P, 1, T);
+    ssd_final_state(st.S, L->a[P->ckpt], xbc, xbc + E, L->a[P->dlt], A, &d, 0, P->nt);
+}
+
+// One position of the causal conv + SiLU: win holds the K-1 previous inputs, cur (Cx) this
+// position's. Taps in the forward's order (k ascending), so the sums round alike. Then the
+// window moves on by one row.
+static void conv_step(real *xbc, real *win, const real *cur, const real *W, const real *bias, int Cx, int K) {
+    for (int c = 0; c < Cx; c++) {
+        const real *w = W + (size_t)c * K;
+        real o = bias ? bias[c] : 0;
+        for (int k = 0; k < K - 1; k++) o += w[k] * win[(size_t)k * Cx + c];
+        o += w[K - 1] * cur[c];
+        xbc[c] = silur(o);
+    }
+    if (K > 1) {
+        memmove(win, win + Cx, (size_t)(K - 2) * Cx * sizeof(real));
+        memcpy(win + (size_t)(K - 2) * Cx, cur, Cx * sizeof(real));
+    }
+}
+
+// The forward for one row (C), with the conv and the scan carried by the state.
+static void mamba2_step(Layer *L, real *out, const real *in, real *state, int pos) {
+    Mamba2 *P = L->priv;
+    StepState st = step_state(P, state);
+    int C = P->C, E = P->E, H = P->H, Cx = P->Cx, GN = P->G * P->N;
+    matmul_forward(st.zx, in, L->p[P->Win], NULL, 1, C, P->Dp);
+    conv_step(st.xbc, st.win, st.zx + E, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, Cx, P->K);
+    real A[H], dlt[H];
+    const real *dt_bias = L->p[P->dt_bias];
+    for (int h = 0; h < H; h++) {
+        A[h] = -exp(L->p[P->A_log][h]);
+        dlt[h] = delta_of(st.zx[E + Cx + h] + dt_bias[h], P->dt_lo, P->dt_hi);
+    }
+    SsdDims d = ssd_dims(P, 1, 1);
+    ssd_scan_step(st.y, st.S, st.xbc, st.xbc + E, st.xbc + E + GN, dlt, A, L->p[P->D], &d, P->nt);
+    gated_norm_forward(st.o, st.rstd, st.y, st.zx, P->Dp, L->p[P->Wnorm], 1, E, P->G);
+    matmul_forward(out, st.o, L->p[P->Wout], NULL, 1, E, C);
+}
+
+// ----------------------------------------------------------------------------
 // accounting
 
 static double mamba2_flops_per_token(const Layer *L, long ctx) {
@@ -350,4 +431,7 @@ const BlockType mamba2_block = {
     .backward = mamba2_backward,
     .flops_per_token = mamba2_flops_per_token,
     .cache_elems = mamba2_cache_elems,
+    .state_size = mamba2_state_size,
+    .state_from_forward = mamba2_state_from_forward,
+    .step = mamba2_step,
 };

@@ -193,3 +193,55 @@ void ssd_chunked_forward(real *y, real *states, real *work, const real *x, const
             }
     }
 }
+
+// ----------------------------------------------------------------------------
+// inference: one position at a time, and the state a forward ends in
+
+// S_t = α S_{t-1} + Δ x ⊗ B for one head, S: (P,N); α = exp(Δ A_h) computed as the forward does
+static inline void state_update(real *S, real al, real dt, const real *xt, const real *Bt, int P, int N) {
+    for (int p = 0; p < P; p++) {
+        real *Sp = S + (size_t)p * N, dxp = dt * xt[p];
+        #pragma omp simd
+        for (int n = 0; n < N; n++) Sp[n] = al * Sp[n] + dxp * Bt[n];
+    }
+}
+
+void ssd_scan_step(real *y, real *S, const real *x, const real *Bm, const real *Cm, const real *dlt,
+                   const real *A, const real *D, const SsdDims *d, int nt) {
+    const int H = d->H, P = d->P, N = d->N, hpg = H / d->G;
+    const size_t PN = (size_t)P * N;
+    // heads are independent, so any thread count gives the same bits; a small state is not
+    // worth waking the threads for
+    #pragma omp parallel for schedule(static) num_threads(nt) if (H * PN >= 32768)
+    for (int h = 0; h < H; h++) {
+        const int g = h / hpg;
+        const real dt = dlt[h], al = exp(dt * A[h]), Dh = D[h];
+        const real *xt = x + (size_t)h * P, *Bt = Bm + (size_t)g * N, *Ct = Cm + (size_t)g * N;
+        real *Sh = S + (size_t)h * PN;
+        for (int p = 0; p < P; p++) {
+            real *Sp = Sh + (size_t)p * N, dxp = dt * xt[p], acc = 0;
+            #pragma omp simd reduction(+:acc)
+            for (int n = 0; n < N; n++) { Sp[n] = al * Sp[n] + dxp * Bt[n]; acc += Sp[n] * Ct[n]; }
+            y[(size_t)h * P + p] = acc + Dh * xt[p];
+        }
+    }
+}
+
+void ssd_final_state(real *S, const real *ckpt, const real *x, const real *Bm, const real *dlt,
+                     const real *A, const SsdDims *d, int b, int nt) {
+    const int T = d->T, H = d->H, P = d->P, N = d->N, Q = d->Q, ld = d->ld;
+    const int hpg = H / d->G, nc = ssd_chunks(d), c = nc - 1;
+    const size_t PN = (size_t)P * N;
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int h = 0; h < H; h++) {
+        const int g = h / hpg;
+        real *Sh = S + (size_t)h * PN;
+        // S_{cQ-1}: the state entering the last chunk (zeros for chunk 0)
+        memcpy(Sh, ckpt + (((size_t)b * H + h) * nc + c) * PN, PN * sizeof(real));
+        for (int t = c * Q; t < T; t++) {
+            size_t bt = (size_t)b * T + t;
+            const real dt = dlt[bt * H + h];
+            state_update(Sh, exp(dt * A[h]), dt, x + bt * ld + (size_t)h * P, Bm + bt * ld + (size_t)g * N, P, N);
+        }
+    }
+}
