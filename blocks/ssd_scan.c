@@ -8,6 +8,14 @@
 #include <omp.h>
 #include <string.h>
 
+// The N-wide dot products and sums below may be summed in any fixed order, and a*b+c may fuse into
+// one FMA (as in mamba1.c's scan): without this, GCC keeps the source's strict left-to-right
+// order and reduces each omp simd sum lane by lane, one dependent scalar add after another, for
+// every (t, p). The order is still fixed by the build, so results stay bitwise reproducible and
+// independent of the thread count.
+#pragma GCC push_options
+#pragma GCC optimize("associative-math", "no-signed-zeros", "no-trapping-math", "fp-contract=fast")
+
 size_t ssd_forward_work(const SsdDims *d) { return (size_t)d->P * d->N; }
 size_t ssd_backward_work(const SsdDims *d) { return (size_t)(d->Q + 1) * d->P * d->N; }
 size_t ssd_chunked_work(const SsdDims *d) { return (size_t)d->Q * d->Q + d->Q + (size_t)d->P * d->N; }
@@ -245,3 +253,5 @@ void ssd_final_state(real *S, const real *ckpt, const real *x, const real *Bm, c
         }
     }
 }
+
+#pragma GCC pop_options
