@@ -137,7 +137,8 @@ static void check_case(const Case *k) {
         free(wf); free(wb);
     }
     real *yk = out[0][0], *dAk = out[0][6];
-    const double tol = 1e-12;
+    // double: rounding only; the float build of this file (for a quick look) loosens to float's
+    const double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
     double e;
     e = rel_err(yk, y, BT * E, 1, 1);
     CHECK(e < tol, "%s: y = reference (rel err %.1e)", label, e);
