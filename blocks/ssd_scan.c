@@ -6,8 +6,8 @@
 // on the block it is in (the caller reduces the per-head dB/dC and per-sequence dA/dD partials in
 // a fixed order), so the results are the same bits for any thread count.
 //
-// Speed (float, 1 thread, B·T = 4096, H 8, P = N = 32, Q 64): forward 7 -> 3 ms, backward
-// 27 -> 11 ms against the plain (b, h, t, p, n) loops this replaced: the state rows in registers
+// Speed (float, 1 thread, B·T = 4096, H 8, P = N = 32, Q 64): forward 7 -> 3.5 ms, backward
+// 27 -> 9 ms against the plain (b, h, t, p, n) loops this replaced: the state rows in registers
 // across time steps, chunk-major order for the cache, and reassociation (below).
 #include "ssd_scan.h"
 #include <omp.h>
@@ -65,12 +65,12 @@ size_t ssd_forward_work(const SsdDims *d) {
     size_t Np = padded(d->N), P = d->P, Q = d->Q, H = d->H;
     return Np * (H * P + 2 * Q) + 2 * Q + P * Q;
 }
-// Backward work per thread: Bc, Cc (Q,Np); hs (P,Q+1,Np) the chunk's states, row p's entry state
-// first; dh (H,P,Np) dL/dS of up to H heads carried between chunks; dB, dC, vH (Q,Np) sums over
+// Backward work per thread: Bc, Cc (Q,Np); hs (2,Q+1,Np) a row pair's states along a chunk, the
+// entry state first; dh (H,P,Np) dL/dS of up to H heads carried between chunks; dB, dC, vH (Q,Np) sums over
 // p; sB (Q,P); al, dt (Q); dxT, gT (P,Q) Δ x and gy transposed.
 size_t ssd_backward_work(const SsdDims *d) {
     size_t Np = padded(d->N), P = d->P, Q = d->Q, H = d->H;
-    return Np * (2 * Q + P * (Q + 1) + H * P + 3 * Q) + 3 * Q * P + 2 * Q;
+    return Np * (2 * Q + 2 * (Q + 1) + H * P + 3 * Q) + 3 * Q * P + 2 * Q;
 }
 
 // Work items: (sequence b, block of heads). An item walks the chunks in order (or in reverse)
@@ -202,14 +202,14 @@ void ssd_scan_forward(real *y, real *ckpt, real *work, const real *x, const real
     }
 }
 
-// The chunk's states again, from its entry state hs[p][0]: hs[p][l+1] = S_{t0+l}[p], with the
-// forward's arithmetic.
+// The chunk's states of rows p0.. again, from their entry states hs[r][0] (r = p - p0):
+// hs[r][l+1] = S_{t0+l}[p], with the forward's arithmetic.
 INLINE void rec_rows(real *hs, const real *Bc, const real *al, const real *dxT, int Qc, int Q, int Np,
                      int p0, const int R, int j0, const int nb) {
     vreal s[2][NB_REG];
     real *hp[2];
     for (int r = 0; r < R; r++) {
-        hp[r] = hs + (size_t)(p0 + r) * (Q + 1) * Np + (size_t)j0 * W;
+        hp[r] = hs + (size_t)r * (Q + 1) * Np + (size_t)j0 * W;
         for (int j = 0; j < nb; j++) s[r][j] = vload(hp[r] + j * W);
     }
     for (int l = 0; l < Qc; l++) {
@@ -224,10 +224,6 @@ INLINE void rec_rows(real *hs, const real *Bc, const real *al, const real *dxT, 
         }
     }
 }
-INLINE void rec_segment(real *hs, const real *Bc, const real *al, const real *dxT, int Qc, int Q, int P, int Np,
-                        int j0, const int nb) {
-    ROW_PAIRS(P, rec_rows, hs, Bc, al, dxT, Qc, Q, Np);
-}
 
 // The chunk's steps backwards. dh (P,Np): on entry α_{t1} dh_{t1} (what flows back into the
 // chunk's last state), on exit the same for its first. Step t (l = t - t0), row p:
@@ -240,7 +236,7 @@ INLINE void bwd_rows(real *dh, real *dB, real *dC, real *vH, real *sB, const rea
     vreal dv[2][NB_REG];
     const real *hp[2];
     for (int r = 0; r < R; r++) {
-        hp[r] = hs + (size_t)(p0 + r) * (Q + 1) * Np + (size_t)j0 * W;
+        hp[r] = hs + (size_t)r * (Q + 1) * Np + (size_t)j0 * W;
         for (int j = 0; j < nb; j++) dv[r][j] = vload(dh + (size_t)(p0 + r) * Np + (size_t)(j0 + j) * W);
     }
     for (int l = Qc - 1; l >= 0; l--) {
@@ -276,14 +272,29 @@ INLINE void bwd_rows(real *dh, real *dB, real *dC, real *vH, real *sB, const rea
     for (int r = 0; r < R; r++)
         for (int j = 0; j < nb; j++) vstore(dh + (size_t)(p0 + r) * Np + (size_t)(j0 + j) * W, dv[r][j]);
 }
-INLINE void bwd_segment(real *dh, real *dB, real *dC, real *vH, real *sB, const real *hs, const real *Bc,
-                        const real *Cc, const real *al, const real *dxT, const real *gT, int Qc, int Q, int P,
+// Rows p0.. of the chunk: their entry states from the checkpoint ck (P,N), their states along the
+// chunk (rec_rows), then the steps backwards (bwd_rows). A row's states are used right after they
+// are made, so hs holds R rows only and stays in cache whatever Q and N are.
+INLINE void bwd_pair(real *dh, real *dB, real *dC, real *vH, real *sB, real *hs, const real *ck, const real *Bc,
+                     const real *Cc, const real *al, const real *dxT, const real *gT, int Qc, int Q, int P, int N,
+                     int Np, int p0, const int R, int j0, const int nb) {
+    for (int r = 0; r < R; r++) {
+        real *hp = hs + (size_t)r * (Q + 1) * Np;
+        copy_row(hp, ck + (size_t)(p0 + r) * N, N);
+        for (int n = N; n < Np; n++) hp[n] = 0;
+    }
+    rec_rows(hs, Bc, al, dxT, Qc, Q, Np, p0, R, j0, nb);
+    bwd_rows(dh, dB, dC, vH, sB, hs, Bc, Cc, al, dxT, gT, Qc, Q, P, Np, p0, R, j0, nb);
+}
+INLINE void bwd_segment(real *dh, real *dB, real *dC, real *vH, real *sB, real *hs, const real *ck, const real *Bc,
+                        const real *Cc, const real *al, const real *dxT, const real *gT, int Qc, int Q, int P, int N,
                         int Np, int j0, const int nb) {
-    ROW_PAIRS(P, bwd_rows, dh, dB, dC, vH, sB, hs, Bc, Cc, al, dxT, gT, Qc, Q, P, Np);
+    ROW_PAIRS(P, bwd_pair, dh, dB, dC, vH, sB, hs, ck, Bc, Cc, al, dxT, gT, Qc, Q, P, N, Np);
 }
 
-// Per (b, h), chunks last to first: recompute the chunk's states from its checkpoint, walk its
-// steps backwards (bwd_rows), then the per-step scalars:
+// Per item, chunks last to first and within a chunk head by head: row pair by row pair, the
+// chunk's states again from its checkpoint and its steps backwards (bwd_pair), then the per-step
+// scalars:
 //   dx_t[p] = D gy_t[p] + Δ_t Σ_n dh_t B_t;  dΔ_t = Σ dh_t (B x + A α S_{t-1});  dA = Σ_t Δ α Σ dh_t S_{t-1}
 void ssd_scan_backward(real *dx, real *dBh, real *dCh, real *ddlt, real *dA_bh, real *dD_bh,
                        real *work, const real *gy, const real *x, const real *Bm, const real *Cm,
@@ -296,8 +307,8 @@ void ssd_scan_backward(real *dx, real *dBh, real *dCh, real *ddlt, real *dA_bh, 
     {
         real *Bc = work + (size_t)omp_get_thread_num() * ssd_backward_work(d);   // (Q,Np)
         real *Cc = Bc + (size_t)Q * Np;                                          // (Q,Np)
-        real *hs = Cc + (size_t)Q * Np;                                          // (P,Q+1,Np)
-        real *dhall = hs + (size_t)P * (Q + 1) * Np;                             // (H,P,Np)
+        real *hs = Cc + (size_t)Q * Np;                                          // (2,Q+1,Np)
+        real *dhall = hs + 2 * (size_t)(Q + 1) * Np;                             // (H,P,Np)
         real *dB = dhall + (size_t)H * P * Np, *dC = dB + (size_t)Q * Np, *vH = dC + (size_t)Q * Np;   // (Q,Np) each
         real *sB = vH + (size_t)Q * Np;                                          // (Q,P)
         real *al = sB + (size_t)Q * P, *dt = al + Q;                             // (Q) each
@@ -318,14 +329,8 @@ void ssd_scan_backward(real *dx, real *dBh, real *dCh, real *ddlt, real *dA_bh, 
                         const real *ck = ckpt + (((size_t)b * H + h) * nc + c) * PN;
                         const real *xh = x + bt0 * ld + (size_t)h * P, *gh = gy + bt0 * E + (size_t)h * P;
                         load_chunk(Bc, Cc, al, dt, dxT, gT, Bm, Cm, dlt, xh, gh, bt0, Qc, d, h, Np, a);
-                        for (int p = 0; p < P; p++) {   // S_{t0-1}, padded
-                            real *hp = hs + (size_t)p * (Q + 1) * Np;
-                            copy_row(hp, ck + (size_t)p * N, N);
-                            for (int n = N; n < Np; n++) hp[n] = 0;
-                        }
-                        FOR_SEGMENTS(Np, rec_segment, hs, Bc, al, dxT, Qc, Q, P, Np)
                         memset(dB, 0, 3 * (size_t)Q * Np * sizeof(real));   // dB, dC, vH
-                        FOR_SEGMENTS(Np, bwd_segment, dh, dB, dC, vH, sB, hs, Bc, Cc, al, dxT, gT, Qc, Q, P, Np)
+                        FOR_SEGMENTS(Np, bwd_segment, dh, dB, dC, vH, sB, hs, ck, Bc, Cc, al, dxT, gT, Qc, Q, P, N, Np)
                         double dA = 0, dD = 0;
                         for (int l = 0; l < Qc; l++) {
                             const size_t bt = bt0 + l;
