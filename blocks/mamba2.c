@@ -164,6 +164,10 @@ static void mamba2_init(Layer *L, Rng *rng) {
 // gated grouped RMSNorm, norm_before_gate = False (§2.3, backward §7.2). z: rows of stride ld.
 //   v = y ⊙ silu(z);  per token and group of s = E/G channels: r = (mean(v²) + eps)^-½;  o = w ⊙ v r
 
+// sigmoid through exp_vec (ops.h), so that the loops over channels vectorise: libm's exp is a
+// scalar call, and these loops run 4 exps per channel and token before this
+static inline real sigmoid_v(real x) { return 1 / (1 + exp_vec(-x)); }
+
 static void gated_norm_forward(real *o, real *rstd, const real *y, const real *z, int ld, const real *w,
                                int BT, int E, int G) {
     int s = E / G;
@@ -171,45 +175,60 @@ static void gated_norm_forward(real *o, real *rstd, const real *y, const real *z
     for (int bt = 0; bt < BT; bt++)
         for (int g = 0; g < G; g++) {
             size_t i0 = (size_t)bt * E + (size_t)g * s;
-            const real *zr = z + (size_t)bt * ld + (size_t)g * s;
-            real ss = 0;
-            for (int i = 0; i < s; i++) { real v = y[i0 + i] * silur(zr[i]); o[i0 + i] = v; ss += v * v; }
+            const real *zr = z + (size_t)bt * ld + (size_t)g * s, *yr = y + i0, *wg = w + (size_t)g * s;
+            real *orow = o + i0, ss = 0;
+            #pragma omp simd reduction(+:ss)
+            for (int i = 0; i < s; i++) { real v = yr[i] * (zr[i] * sigmoid_v(zr[i])); orow[i] = v; ss += v * v; }
             real r = 1 / sqrt(ss / s + (real)GATED_NORM_EPS);
             rstd[(size_t)bt * G + g] = r;
-            for (int i = 0; i < s; i++) o[i0 + i] *= w[g * s + i] * r;
+            #pragma omp simd
+            for (int i = 0; i < s; i++) orow[i] *= wg[i] * r;
         }
 }
 
 // g: dL/do (B,T,E) in, dL/dy out (in place). dz: rows of stride ld, overwritten. dw +=.
+// pw: (B,T,E) scratch for the terms of dw (the caller lends a buffer that is free at this point).
 //   dv_i = r w_i do_i − v_i r³ (1/s) Σ_{j∈group} w_j do_j v_j;  dy = dv silu(z);  dz = dv y silu'(z)
-static void gated_norm_backward(real *g, real *dz, int ld, real *dw, const real *y, const real *z,
+//   dw_i = Σ_rows do_i v_i r
+// Rows are independent, so they go to the threads; dw is a sum over rows, so its terms are kept
+// and summed afterwards per channel in row order (the same bits for any thread count).
+static void gated_norm_backward(real *g, real *dz, int ld, real *dw, real *pw, const real *y, const real *z,
                                 const real *w, const real *rstd, int BT, int E, int G) {
     int s = E / G;
-    // dw = Σ_rows do ⊙ v r, before g is overwritten; each thread owns a block of channels
-    enum { EBLK = 16 };
-    #pragma omp parallel for schedule(static)
-    for (int e0 = 0; e0 < E; e0 += EBLK) {
-        int e1 = e0 + EBLK < E ? e0 + EBLK : E;
-        for (int bt = 0; bt < BT; bt++) {
-            const real *gr = g + (size_t)bt * E, *yr = y + (size_t)bt * E, *zr = z + (size_t)bt * ld;
-            for (int e = e0; e < e1; e++) dw[e] += gr[e] * yr[e] * silur(zr[e]) * rstd[(size_t)bt * G + e / s];
-        }
-    }
     #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < BT; bt++)
         for (int q = 0; q < G; q++) {
             size_t i0 = (size_t)bt * E + (size_t)q * s;
-            const real *zr = z + (size_t)bt * ld + (size_t)q * s, *wq = w + (size_t)q * s;
-            real *dzr = dz + (size_t)bt * ld + (size_t)q * s, r = rstd[(size_t)bt * G + q], dot = 0;
-            for (int i = 0; i < s; i++) dot += wq[i] * g[i0 + i] * y[i0 + i] * silur(zr[i]);
-            real c = r * r * r * dot / s;
+            const real *zr = z + (size_t)bt * ld + (size_t)q * s, *wq = w + (size_t)q * s, *yr = y + i0;
+            real *gr = g + i0, *pr = pw + i0, *dzr = dz + (size_t)bt * ld + (size_t)q * s;
+            real r = rstd[(size_t)bt * G + q], dot = 0;
+            // first pass: sigmoid(z) parked in dz (overwritten by the second pass), dw's terms, Σ w do v
+            #pragma omp simd reduction(+:dot)
             for (int i = 0; i < s; i++) {
-                real sz = silur(zr[i]), yi = y[i0 + i];
-                real dv = r * wq[i] * g[i0 + i] - yi * sz * c;
-                g[i0 + i] = dv * sz;
-                dzr[i] = dv * yi * silu_grad(zr[i]);
+                real sg = sigmoid_v(zr[i]), gv = gr[i] * (yr[i] * (zr[i] * sg));
+                dzr[i] = sg;
+                pr[i] = gv * r;
+                dot += wq[i] * gv;
+            }
+            real c = r * r * r * dot / s;
+            #pragma omp simd
+            for (int i = 0; i < s; i++) {
+                real sg = dzr[i], zi = zr[i], sz = zi * sg, yi = yr[i];
+                real dv = r * wq[i] * gr[i] - yi * sz * c;
+                gr[i] = dv * sz;
+                dzr[i] = dv * yi * (sg * (1 + zi * (1 - sg)));   // silu'(z)
             }
         }
+    enum { EBLK = 32 };   // each thread owns blocks of channels and walks every row in order
+    #pragma omp parallel for schedule(static)
+    for (int e0 = 0; e0 < E; e0 += EBLK) {
+        int e1 = e0 + EBLK < E ? e0 + EBLK : E;
+        for (int bt = 0; bt < BT; bt++) {
+            const real *pr = pw + (size_t)bt * E;
+            #pragma omp simd
+            for (int e = e0; e < e1; e++) dw[e] += pr[e];
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -266,7 +285,8 @@ static void mamba2_backward(Layer *L, real *din, const real *dout, const real *i
     // out_proj: d o (BT,E) into gy
     matmul_backward(gy, L->g[P->Wout], NULL, dout, L->a[P->o], L->p[P->Wout], BT, E, C, 0);
     // gated norm: gy becomes dL/dy; dz into the first E columns of dzxbcdt; d norm.weight
-    gated_norm_backward(gy, dzxbcdt, Dp, L->g[P->Wnorm], L->a[P->y], zxbcdt, L->p[P->Wnorm],
+    // (dxbc is free until the scan writes it: it holds the norm's dw terms meanwhile)
+    gated_norm_backward(gy, dzxbcdt, Dp, L->g[P->Wnorm], dxbc, L->a[P->y], zxbcdt, L->p[P->Wnorm],
                         L->a[P->rstd], BT, E, G);
     // scan: dx into dxbc's x columns; per-head dB, dC; dΔ; per-sequence dA, dD
     SsdDims d = ssd_dims(P, B, T);
@@ -304,13 +324,97 @@ static void mamba2_backward(Layer *L, real *din, const real *dout, const real *i
         L->g[P->D][h] += (real)sD;
     }
     // SiLU: dxc = dxbc · silu'(xc), in place
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < (size_t)BT * Cx; i++) dxbc[i] *= silu_grad(xc[i]);
+    #pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < (size_t)BT * Cx; i++) {
+        real sg = sigmoid_v(xc[i]);
+        dxbc[i] *= sg * (1 + xc[i] * (1 - sg));   // silu'(xc)
+    }
     // conv: d xBC into dzxbcdt's middle columns; dW_conv, db_conv
     causal_conv_backward(dzxbcdt + E, Dp, L->g[P->Wconv], P->bconv >= 0 ? L->g[P->bconv] : NULL, dxbc,
                   zxbcdt + E, L->p[P->Wconv], B, T, Cx, P->K);
     // in_proj: din = dzxbcdt W_in, dW_in += dzxbcdtᵀ x
     matmul_backward(din, L->g[P->Win], NULL, dzxbcdt, in, L->p[P->Win], BT, C, Dp, 0);
+}
+
+// ----------------------------------------------------------------------------
+// inference (core/generate.c), one sequence. The state, in reals:
+//   win  (K-1, Cx)   conv inputs x|B|C (before the conv) of the K-1 previous positions, oldest
+//                    first; zero before the sequence start, as the forward's zero padding
+//   S    (H, P, N)   the SSM state after the previous positions
+//   work zxbcdt (Dp), xbc (Cx), y (E), o (E), rstd (G): one row of the forward's activations
+// Nothing depends on max_T: the state has a fixed size.
+
+typedef struct { real *win, *S, *zx, *xbc, *y, *o, *rstd; } StepState;
+
+static StepState step_state(const Mamba2 *P, real *s) {
+    StepState st;
+    st.win = s;
+    st.S = st.win + (size_t)(P->K - 1) * P->Cx;
+    st.zx = st.S + (size_t)P->H * P->P * P->N;
+    st.xbc = st.zx + P->Dp;
+    st.y = st.xbc + P->Cx;
+    st.o = st.y + P->E;
+    st.rstd = st.o + P->E;
+    return st;
+}
+
+static size_t mamba2_state_size(const Layer *L, int max_T) {
+    const Mamba2 *P = L->priv;
+    return (size_t)(P->K - 1) * P->Cx + (size_t)P->H * P->P * P->N + P->Dp + P->Cx + 2 * (size_t)P->E + P->G;
+}
+
+// After forward(B = 1, T): the scan state from the last chunk checkpoint (ssd_final_state), and
+// the last K-1 conv inputs, which are columns E..E+Cx of the in_proj output.
+static void mamba2_state_from_forward(Layer *L, real *state, int T) {
+    Mamba2 *P = L->priv;
+    StepState st = step_state(P, state);
+    int K = P->K, Cx = P->Cx, E = P->E;
+    const real *zxbcdt = L->a[P->zxbcdt], *xbc = L->a[P->xbc];
+    for (int j = 0; j < K - 1; j++) {
+        int t = T - (K - 1) + j;   // position held in window row j
+        if (t < 0) memset(st.win + (size_t)j * Cx, 0, Cx * sizeof(real));
+        else memcpy(st.win + (size_t)j * Cx, zxbcdt + (size_t)t * P->Dp + E, Cx * sizeof(real));
+    }
+    real A[P->H];   // H reals on the stack: no allocation
+    for (int h = 0; h < P->H; h++) A[h] = -exp(L->p[P->A_log][h]);
+    SsdDims d = ssd_dims(P, 1, T);
+    ssd_final_state(st.S, L->a[P->ckpt], xbc, xbc + E, L->a[P->dlt], A, &d, 0, P->nt);
+}
+
+// One position of the causal conv + SiLU: win holds the K-1 previous inputs, cur (Cx) this
+// position's. Taps in the forward's order (k ascending), so the sums round alike. Then the
+// window moves on by one row.
+static void conv_step(real *xbc, real *win, const real *cur, const real *W, const real *bias, int Cx, int K) {
+    for (int c = 0; c < Cx; c++) {
+        const real *w = W + (size_t)c * K;
+        real o = bias ? bias[c] : 0;
+        for (int k = 0; k < K - 1; k++) o += w[k] * win[(size_t)k * Cx + c];
+        o += w[K - 1] * cur[c];
+        xbc[c] = silur(o);
+    }
+    if (K > 1) {
+        memmove(win, win + Cx, (size_t)(K - 2) * Cx * sizeof(real));
+        memcpy(win + (size_t)(K - 2) * Cx, cur, Cx * sizeof(real));
+    }
+}
+
+// The forward for one row (C), with the conv and the scan carried by the state.
+static void mamba2_step(Layer *L, real *out, const real *in, real *state, int pos) {
+    Mamba2 *P = L->priv;
+    StepState st = step_state(P, state);
+    int C = P->C, E = P->E, H = P->H, Cx = P->Cx, GN = P->G * P->N;
+    matmul_forward(st.zx, in, L->p[P->Win], NULL, 1, C, P->Dp);
+    conv_step(st.xbc, st.win, st.zx + E, L->p[P->Wconv], P->bconv >= 0 ? L->p[P->bconv] : NULL, Cx, P->K);
+    real A[H], dlt[H];
+    const real *dt_bias = L->p[P->dt_bias];
+    for (int h = 0; h < H; h++) {
+        A[h] = -exp(L->p[P->A_log][h]);
+        dlt[h] = delta_of(st.zx[E + Cx + h] + dt_bias[h], P->dt_lo, P->dt_hi);
+    }
+    SsdDims d = ssd_dims(P, 1, 1);
+    ssd_scan_step(st.y, st.S, st.xbc, st.xbc + E, st.xbc + E + GN, dlt, A, L->p[P->D], &d, P->nt);
+    gated_norm_forward(st.o, st.rstd, st.y, st.zx, P->Dp, L->p[P->Wnorm], 1, E, P->G);
+    matmul_forward(out, st.o, L->p[P->Wout], NULL, 1, E, C);
 }
 
 // ----------------------------------------------------------------------------
@@ -350,4 +454,7 @@ const BlockType mamba2_block = {
     .backward = mamba2_backward,
     .flops_per_token = mamba2_flops_per_token,
     .cache_elems = mamba2_cache_elems,
+    .state_size = mamba2_state_size,
+    .state_from_forward = mamba2_state_from_forward,
+    .step = mamba2_step,
 };

@@ -51,3 +51,14 @@ void ssd_scan_backward(real *dx, real *dBh, real *dCh, real *ddlt, real *dA_bh, 
 void ssd_chunked_forward(real *y, real *states, real *work, const real *x, const real *Bm,
                          const real *Cm, const real *dlt, const real *A, const real *D,
                          const SsdDims *d, int nt);
+
+// Inference, one sequence. S: (H,P,N), the state after the positions seen so far.
+// One position: x (H,P), Bm, Cm (G,N), dlt (H) of this position -> y (H·P); S then includes it.
+// The arithmetic is the sequential forward's, in the same order. nt: threads over heads.
+void ssd_scan_step(real *y, real *S, const real *x, const real *Bm, const real *Cm, const real *dlt,
+                   const real *A, const real *D, const SsdDims *d, int nt);
+// The state after positions 0..T-1 of sequence b (T = d->T), from what a forward over the same
+// d left behind: the last chunk's entry checkpoint, advanced through the positions of that chunk
+// (x, Bm, dlt as the forward read them). S: (H,P,N) out.
+void ssd_final_state(real *S, const real *ckpt, const real *x, const real *Bm, const real *dlt,
+                     const real *A, const SsdDims *d, int b, int nt);
