@@ -25,6 +25,7 @@
 #include "attn_core.h"
 #include "ops.h"
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 // ----------------------------------------------------------------------------
@@ -119,14 +120,78 @@ static int part_boundary(int nqb, int s, int p) {
     return best;
 }
 
+// exp(x) for the shifted scores x = S - max or S - lse (<= 0 up to rounding), to about an ulp,
+// written so that gcc vectorises the loops that call it: glibc's exp does not vectorise without
+// -ffast-math, and at head widths 32..64 one scalar exp per score costs more than the products
+// around it. x = n ln2 + r with n = round(x / ln2) (the 1.5·2^mant trick leaves n in the low
+// bits of t), ln2 split in two so that n·ln2 is exact (Cody-Waite), then exp(r) by polynomial
+// (|r| <= ln2/2) and 2^n built in the exponent bits. Below `lo` the result is 0 (float: exp(-87)
+// ~ 1e-38, nothing next to a softmax denominator >= 1). The result depends on x alone, not on
+// whether it ran in the vector body or the scalar tail (the build does not contract a·b+c).
+#ifdef HLAB_DOUBLE
+typedef int64_t rbits;
+#define EXP_MANT 52
+#define EXP_BIAS 1023
+static const real exp_magic = 6755399441055744.0, exp_lo = -708.0;   // 1.5·2^52
+static const real ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+#else
+typedef int32_t rbits;
+#define EXP_MANT 23
+#define EXP_BIAS 127
+static const real exp_magic = 12582912.0f, exp_lo = -87.0f;           // 1.5·2^23
+static const real ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+#endif
+
+static inline real exp_shifted(real x) {
+    real xc = x < exp_lo ? exp_lo : x;
+    real t = xc * (real)1.44269504088896340736 + exp_magic;   // log2(e)
+    real n = t - exp_magic;
+    real r = (xc - n * ln2_hi) - n * ln2_lo;
+#ifdef HLAB_DOUBLE
+    // Taylor to r^13: the first term left out is below 5e-18 at |r| <= ln2/2
+    real p = 1.0 / 6227020800;
+    static const double c[] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320,
+                               1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1, 1};
+    for (int i = 0; i < 13; i++) p = p * r + c[i];
+#else
+    // Cephes expf's minimax polynomial
+    real p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1;
+#endif
+    rbits tb, mb;
+    memcpy(&tb, &t, sizeof tb);
+    memcpy(&mb, &exp_magic, sizeof mb);
+    rbits eb = (tb - mb + EXP_BIAS) << EXP_MANT;   // n + bias in the exponent field: 2^n
+    real two_n;
+    memcpy(&two_n, &eb, sizeof two_n);
+    return x < exp_lo ? 0 : p * two_n;
+}
+
+// Σ row[0..n) in a fixed order whatever the alignment and the vector width: 8 running sums
+// (lane j % 8), then a fixed tree. Vectorises without letting the compiler reassociate.
+static inline real sum_row(const real *row, int n) {
+    real acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++) acc[l] += row[j + l];
+    for (int l = 0; j < n; j++, l++) acc[l] += row[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 // Softmax of one causal score row in place: row[0..n) -> P, row[n..len) = 0 (future keys);
-// returns log Σ_j exp(row[j]). The max is subtracted first so exp never overflows.
+// returns log Σ_j exp(row[j]). The max is subtracted first so exp never overflows (max is
+// exact in any order, so a vectorised reduction is safe).
 static real softmax_row(real *row, int n, int len) {
     real mx = row[0];
+    #pragma omp simd reduction(max:mx)
     for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-    real sum = 0;
-    for (int j = 0; j < n; j++) { row[j] = exp(row[j] - mx); sum += row[j]; }
-    real inv = 1 / sum;
+    for (int j = 0; j < n; j++) row[j] = exp_shifted(row[j] - mx);
+    real sum = sum_row(row, n), inv = 1 / sum;
     for (int j = 0; j < n; j++) row[j] *= inv;
     for (int j = n; j < len; j++) row[j] = 0;
     return mx + log(sum);
@@ -204,7 +269,7 @@ void attn_core_backward(real *dq, real *dk, real *dv, const real *datt, const re
                 for (int i = 0; i < m; i++) {
                     real *row = P + (size_t)i * end, l = lh[i];
                     int n = t0 + i + 1;
-                    for (int j = 0; j < n; j++) row[j] = exp(row[j] - l);
+                    for (int j = 0; j < n; j++) row[j] = exp_shifted(row[j] - l);
                     for (int j = n; j < end; j++) row[j] = 0;
                 }
                 // dV_g[0:end] += Pᵀ dO_blk: summed over query blocks and the n_rep heads (GQA)
