@@ -110,8 +110,9 @@ size_t attn_core_scratch(AttnDims *d, int T) {
     return (size_t)d->nthreads * 2 * bq * T + (size_t)(d->nthreads - 1) * 2 * T * d->hd;
 }
 
-// Query blocks [*lo, *hi) of part p of s: block i costs about i+1 (its keys), so the boundaries
-// sit where the running cost (i+1)(i+2)/2 is nearest to p/s and (p+1)/s of the total.
+// The first query block of part p of s (part p runs blocks [boundary(p), boundary(p+1))):
+// block i costs about i+1 (its keys), so boundary(p) is the k whose running cost k(k+1)/2 is
+// nearest to p/s of the total. boundary(0) = 0, boundary(s) = nqb.
 static int part_boundary(int nqb, int s, int p) {
     double target = (double)p / s * nqb * (nqb + 1) / 2;
     int best = 0;
@@ -127,7 +128,8 @@ static int part_boundary(int nqb, int s, int p) {
 // bits of t), ln2 split in two so that n·ln2 is exact (Cody-Waite), then exp(r) by polynomial
 // (|r| <= ln2/2) and 2^n built in the exponent bits. Below `lo` the result is 0 (float: exp(-87)
 // ~ 1e-38, nothing next to a softmax denominator >= 1). The result depends on x alone, not on
-// whether it ran in the vector body or the scalar tail (the build does not contract a·b+c).
+// whether it ran in the vector body or the scalar tail (-std=c11 implies -ffp-contract=off: gcc
+// does not fuse a·b+c differently in the two).
 #ifdef HLAB_DOUBLE
 typedef int64_t rbits;
 #define EXP_MANT 52
