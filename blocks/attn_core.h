@@ -14,7 +14,12 @@ typedef struct {
     int H, Hkv, hd;      // query heads, key/value heads, head width
     real scale;          // S = scale · q kᵀ
     int nthreads;        // OpenMP threads; per-thread scratch is sized for this many
+    int bq;              // query rows per block; 0 until attn_core_scratch fixes it (from attn_core_block_q)
 } AttnDims;
+
+// Query rows per block (Bq) for dims whose scratch is sized after this is set. The scratch is
+// linear in T (Bq·T per thread), not T². Tests lower it to cover several blocks at small T.
+extern int attn_core_block_q;
 
 // ----------------------------------------------------------------------------
 // RoPE tables: cos (T, hd/2), then sin (T, hd/2), for positions 0..T-1, angle t·θ^(-2i/hd)
@@ -28,8 +33,10 @@ void attn_rope_forward(real *x, const real *tab, int tab_T, int B, int T, int nh
 void attn_rope_backward(real *dx, const real *tab, int tab_T, int B, int T, int nh, int hd);
 
 // ----------------------------------------------------------------------------
-// Causal attention. scratch: attn_core_scratch(d, T) reals (forward uses the first half).
-size_t attn_core_scratch(const AttnDims *d, int T);
+// Causal attention, processed in blocks of Bq query rows that see only their causal keys.
+// scratch: attn_core_scratch(d, T) reals, which also fixes d->bq; forward and backward then take
+// any T up to that one (and B of any size).
+size_t attn_core_scratch(AttnDims *d, int T);
 // att (B,T,H·hd) = softmax(scale · q kᵀ + causal mask) v per head; lse (B,H,T) kept for backward.
 void attn_core_forward(real *att, real *lse, const real *q, const real *k, const real *v,
                        const AttnDims *d, int B, int T, real *scratch);

@@ -2,10 +2,14 @@
 // config validation, forward values against a plain O(T²) reference written from blocks.md
 // §6.1-6.3 (explicit softmax, explicit RoPE formula), finite-difference gradient checks of every
 // parameter and the input, and a check that the harness does catch a wrong gradient.
+// Attention runs in blocks of query rows (attn_core.c); main lowers the block to 4 rows so that
+// the small T of these tests already span several blocks, and test_blocks covers the split of
+// backward's work when there are more threads than (batch row, kv head) items.
 #include "gradcheck.h"
 #include "keys.h"
 #include "ops.h"
 #include "attention.h"
+#include "attn_core.h"
 #include "mlp.h"
 #include <omp.h>
 #include <fcntl.h>
@@ -396,8 +400,113 @@ static void test_deterministic(void) {
     config_free(&c);
 }
 
+// ----------------------------------------------------------------------------
+// query blocks and threads (attn_core.c)
+
+// Two rounds of forward + backward of the attention block at `threads` OpenMP threads (the block
+// sizes its per-thread scratch and its split of backward for that many at declare time), on
+// one rig whose scratch starts as NaN: a read of scratch before it is written, or a buffer
+// that is accumulated into without being cleared first, shows up as NaN or as a difference
+// between the rounds (or as a non-finite result). Copies the second round's out, dx and parameter gradients into buffers
+// allocated here; returns whether both rounds agreed bitwise and were finite (-1 if the config did not load).
+static int run_threads(const char *yaml, int B, int T, int threads, real **out, real **dx, real **g, size_t *n, size_t *np) {
+    Config c;
+    *out = *dx = *g = NULL;
+    if (load(&c, yaml) != 0) return -1;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    LayerRig r;
+    rig_setup(&r, &attention_block, &c, B, T, 21);
+    *n = (size_t)B * T * r.m.C; *np = r.m.nparams;
+    for (size_t i = 0; i < r.m.nscratch; i++) r.m.scratch[i] = NAN;
+    *out = malloc(*n * sizeof(real)); *dx = malloc(*n * sizeof(real)); *g = malloc(*np * sizeof(real));
+    int same = 1;
+    for (int round = 0; round < 2; round++) {
+        memset(r.m.grads, 0, *np * sizeof(real));
+        attention_block.forward(&r.L, r.out, r.x, B, T);
+        attention_block.backward(&r.L, r.dx, r.w, r.x, B, T);
+        if (round == 1)
+            same = !memcmp(*out, r.out, *n * sizeof(real)) && !memcmp(*dx, r.dx, *n * sizeof(real)) &&
+                   !memcmp(*g, r.m.grads, *np * sizeof(real));
+        memcpy(*out, r.out, *n * sizeof(real)); memcpy(*dx, r.dx, *n * sizeof(real)); memcpy(*g, r.m.grads, *np * sizeof(real));
+    }
+    // NaN compares equal to itself bitwise: the rounds must also be finite
+    for (size_t i = 0; i < *n; i++) same &= isfinite((*out)[i]) && isfinite((*dx)[i]);
+    for (size_t i = 0; i < *np; i++) same &= isfinite((*g)[i]) != 0;
+    omp_set_num_threads(saved);
+    rig_free(&r);
+    config_free(&c);
+    return same;
+}
+
+// Largest |a - b| relative to the largest |a|; infinite if anything is not finite (fmax would
+// silently skip a NaN).
+static double max_rel_diff(const real *a, const real *b, size_t n) {
+    double d = 0, mag = 1e-300;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
+        d = fmax(d, fabs((double)a[i] - b[i])); mag = fmax(mag, fabs((double)a[i]));
+    }
+    return d / mag;
+}
+
+static void test_blocks(void) {
+    test_group("query blocks");
+    int bq = attn_core_block_q;
+    char label[96];
+    // T = 2·Bq + 3: two full blocks and a ragged third, GQA and RoPE
+    const char *gqa = "model: {d_model: 16, init_std: 0.3, attention: {heads: 4, kv_heads: 2, rope: true}}";
+    snprintf(label, sizeof label, "Bq %d, T = 2·Bq+3 = %d, GQA 4/2 + RoPE", bq, 2 * bq + 3);
+    forward_vs_naive(label, gqa, 2, 2 * bq + 3);
+    gradcheck(label, &attention_block, gqa, 2, 2 * bq + 3);
+    snprintf(label, sizeof label, "Bq %d, T = 3·Bq (no ragged block), MQA", bq);
+    forward_vs_naive(label, "model: {d_model: 16, init_std: 0.3, attention: {heads: 4, kv_heads: 1}}", 1, 3 * bq);
+    gradcheck(label, &attention_block, "model: {d_model: 16, init_std: 0.3, attention: {heads: 4, kv_heads: 1}}", 1, 3 * bq);
+    // the default block size, at its own T = 2·Bq + 3
+    attn_core_block_q = 64;
+    forward_vs_naive("Bq 64, T 131, GQA 4/2 + RoPE", gqa, 1, 131);
+    gradcheck("Bq 64, T 131, GQA 4/2 + RoPE", &attention_block, gqa, 1, 131);
+    attn_core_block_q = bq;
+
+    test_group("threads");
+    // Forward items are (batch row, kv head, query block), each computed the same way by
+    // whichever thread: the output must be bitwise the same at 1 and 3 threads.
+    // Backward with B·Hkv = 1 item: at 4 threads the item's query blocks are split into parts
+    // whose dK, dV partials are summed afterwards, a different summation order than 1 thread:
+    // equal to rounding, bitwise repeatable at 4 threads, and right by finite differences.
+    const char *mqa = "model: {d_model: 16, init_std: 0.3, attention: {heads: 4, kv_heads: 1, rope: true}}";
+    int B = 1, T = 3 * bq + 1;
+    real *o1, *dx1, *g1, *o3, *dx3, *g3, *o4, *dx4, *g4;
+    size_t n = 0, np = 0;
+    int same1 = run_threads(mqa, B, T, 1, &o1, &dx1, &g1, &n, &np);
+    int same3 = run_threads(mqa, B, T, 3, &o3, &dx3, &g3, &n, &np);
+    int same4 = run_threads(mqa, B, T, 4, &o4, &dx4, &g4, &n, &np);
+    if (o1 && o3 && o4) {
+        CHECK(same1 == 1 && same3 == 1 && same4 == 1,
+              "MQA, B 1, T %d: forward + backward repeat bitwise on one rig at 1, 3 and 4 threads (scratch starts as NaN)", T);
+        CHECK(!memcmp(o1, o3, n * sizeof(real)) && !memcmp(o1, o4, n * sizeof(real)),
+              "MQA, B 1, T %d: forward bitwise identical at 1, 3 and 4 threads", T);
+        double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
+        double dd = max_rel_diff(dx1, dx4, n), dg = max_rel_diff(g1, g4, np);
+        CHECK(dd < tol && dg < tol, "MQA, B 1, T %d: backward in 4 parts agrees with 1 thread to rounding (din %.1e, grads %.1e relative)",
+              T, dd, dg);
+        dd = max_rel_diff(dx1, dx3, n); dg = max_rel_diff(g1, g3, np);
+        CHECK(dd < tol && dg < tol, "MQA, B 1, T %d: backward in 3 parts agrees with 1 thread (din %.1e, grads %.1e)", T, dd, dg);
+    }
+    real *bufs[] = {o1, dx1, g1, o3, dx3, g3, o4, dx4, g4};
+    for (int i = 0; i < 9; i++) free(bufs[i]);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(4);
+    snprintf(label, sizeof label, "4 threads, B 1, MQA + RoPE, T %d (backward in parts)", T);
+    gradcheck(label, &attention_block, mqa, B, T);
+    snprintf(label, sizeof label, "4 threads, B 1, GQA 4/2 + RoPE, T %d (2 items, 2 parts each)", 2 * bq + 3);
+    gradcheck(label, &attention_block, gqa, 1, 2 * bq + 3);
+    omp_set_num_threads(saved);
+}
+
 int main(void) {
     ops_init_threads(omp_get_max_threads());   // honours OMP_NUM_THREADS; BLAS single-threaded
+    attn_core_block_q = 4;                     // several query blocks at T >= 5 (see the top)
     test_validate();
     test_shapes();
     test_forward();
@@ -414,6 +523,7 @@ int main(void) {
     test_group("mlp gradcheck");
     gradcheck("MLP, hidden auto", &mlp_block, "model: {d_model: 16, init_std: 0.1}", 2, 4);
     gradcheck("MLP, hidden 20", &mlp_block, "model: {d_model: 16, init_std: 0.1, mlp: {hidden: 20}}", 2, 3);
+    test_blocks();
 #ifdef HLAB_DOUBLE
     printf("     worst gradient error over all checks: %.2e\n", worst_grad);
     test_harness_catches();
