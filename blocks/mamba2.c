@@ -126,9 +126,9 @@ static void mamba2_declare_acts(Layer *L, int B, int T) {
     P->y = layer_act(L, BT * E);            // scan output, before the gated norm
     P->rstd = layer_act(L, BT * P->G);      // the gated norm's 1/rms per (token, group)
     P->o = layer_act(L, BT * E);            // gated norm output, out_proj input
-    // Scratch. forward: A (H), scan work (nt, P·N). backward: A, gy (B,T,E), dzxbcdt (B,T,Dp),
+    // Scratch. forward: A (H), scan work (nt, ssd_forward_work). backward: A, gy (B,T,E), dzxbcdt (B,T,Dp),
     // dxbc (B,T,E+2GN), per-head dB and dC (B,T,H,N) each, dΔ (B,T,H), per-sequence dA and dD
-    // (B,H) each, scan work (nt, (Q+1)·P·N).
+    // (B,H) each, scan work (nt, ssd_backward_work).
     P->nt = layer_threads();
     layer_scratch(L, H + P->nt * ssd_forward_work(&d));
     layer_scratch(L, H + BT * (E + P->Dp + P->Cx + 2 * H * N + H) + 2 * (size_t)B * H + P->nt * ssd_backward_work(&d));
@@ -254,7 +254,7 @@ static void mamba2_forward(Layer *L, real *out, const real *in, int B, int T) {
     for (int bt = 0; bt < BT; bt++)
         for (int h = 0; h < H; h++)
             dlt[(size_t)bt * H + h] = delta_of(zxbcdt[(size_t)bt * Dp + E + Cx + h] + dt_bias[h], P->dt_lo, P->dt_hi);
-    real *A = layer_scratch_ptr(L), *work = A + H;   // A (H), scan work (nt,P·N)
+    real *A = layer_scratch_ptr(L), *work = A + H;   // A (H), scan work (nt, ssd_forward_work)
     for (int h = 0; h < H; h++) A[h] = -exp(L->p[P->A_log][h]);
     SsdDims d = ssd_dims(P, B, T);
     ssd_scan_forward(L->a[P->y], L->a[P->ckpt], work, xbc, xbc + E, xbc + E + GN, dlt, A, L->p[P->D], &d, P->nt);
@@ -278,7 +278,7 @@ static void mamba2_backward(Layer *L, real *din, const real *dout, const real *i
     real *ddlt = dCh + (size_t)BT * H * N;         // (BT,H)
     real *dA_bh = ddlt + (size_t)BT * H;           // (B,H)
     real *dD_bh = dA_bh + (size_t)B * H;           // (B,H)
-    real *work = dD_bh + (size_t)B * H;            // (nt, (Q+1)·P·N)
+    real *work = dD_bh + (size_t)B * H;            // (nt, ssd_backward_work)
     const real *A_log = L->p[P->A_log], *dt_bias = L->p[P->dt_bias];
     for (int h = 0; h < H; h++) A[h] = -exp(A_log[h]);
 
