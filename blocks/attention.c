@@ -6,8 +6,9 @@
 //     S = scale · q_h k_gᵀ (T,T),  causal mask,  P = softmax(S),  O_h = P v_g (T,hd)
 //   out = O Wo_projᵀ (B,T,C)
 //
-// RoPE and the attention itself (flash-style recompute-from-lse backward, per-thread scratch,
-// thread-count-independent results) live in attn_core.c, shared with the Zamba block (shared.c).
+// RoPE and the attention itself (queries in blocks of Bq rows over causal keys only, flash-style
+// recompute-from-lse backward, per-thread (Bq,T) scratch) live in attn_core.c, shared with the
+// Zamba block (shared.c).
 //
 // Generation (state_size, state_from_forward, step): the state is a KV cache, k and v of every
 // position so far (k after RoPE), and the step attends one new query row to it (attn_cache.c).
@@ -133,7 +134,7 @@ static void attention_declare_acts(Layer *L, int B, int T) {
     p->att = layer_act(L, N * QD);            // (B,T,H,hd)   attention output O, input of o_proj
     p->lse = layer_act(L, N * p->H);          // (B,H,T)      log Σ_j exp(S[t,j]) of every score row
     // Scratch. backward: dO, dq (B,T,H*hd), dk, dv (B,T,Hkv*hd), then attn_core's per-thread
-    // score matrices. forward uses only the latter.
+    // score blocks (Bq,T). forward uses only the latter.
     p->dims.nthreads = layer_threads();
     layer_scratch(L, 2 * N * QD + 2 * N * KD + attn_core_scratch(&p->dims, T));
 
@@ -190,7 +191,7 @@ static void attention_backward(Layer *L, real *din, const real *dout, const real
     real *dq = datt + (size_t)N * QD;                 // (B,T,H*hd)
     real *dk = dq + (size_t)N * QD;                   // (B,T,Hkv*hd)
     real *dv = dk + (size_t)N * KD;                   // (B,T,Hkv*hd)
-    real *core_buf = dv + (size_t)N * KD;             // attn_core's per-thread (T,T) matrices
+    real *core_buf = dv + (size_t)N * KD;             // attn_core's per-thread (Bq,T) score blocks
 
     // o_proj: dWo += doutᵀ O;  dO (B,T,H*hd) = dout Wo
     matmul_backward(datt, L->g[p->Wo], NULL, dout, att, L->p[p->Wo], N, QD, C, 0);

@@ -78,6 +78,8 @@ static double max_abs(const real *g, size_t n) {
 }
 
 static double fd_compare(double a, double n, double floor_) {
+    // a NaN or infinite gradient is the worst error, not one that `e > worst` silently skips
+    if (!isfinite(a) || !isfinite(n)) return INFINITY;
     double d = fabs(a - n), s = fmax(fmax(fabs(a), fabs(n)), floor_);
     return d / s;
 }
