@@ -77,7 +77,7 @@ static double max_abs(const real *g, size_t n) {
     return m;
 }
 
-static double fd_compare(double a, double n, double floor_) {
+static inline double fd_compare(double a, double n, double floor_) {
     // a NaN or infinite gradient is the worst error, not one that `e > worst` silently skips
     if (!isfinite(a) || !isfinite(n)) return INFINITY;
     double d = fabs(a - n), s = fmax(fmax(fabs(a), fabs(n)), floor_);
@@ -85,7 +85,7 @@ static double fd_compare(double a, double n, double floor_) {
 }
 
 // Checks every parameter tensor and the input gradient of one layer; returns the worst error.
-static double gradcheck_layer(const char *label, const BlockType *t, const Config *c, int B, int T,
+static inline double gradcheck_layer(const char *label, const BlockType *t, const Config *c, int B, int T,
                               int samples, double tol) {
     LayerRig r;
     rig_setup(&r, t, c, B, T, 1234);
