@@ -192,11 +192,17 @@ void bench_train_measure(Model *m, int B, int T, int steps, TrainMeasure *r) {
     r->flops_per_token = 3.0 * st.flops_token_mean;
     r->gflops = r->flops_per_token * B * T / r->step_s / 1e9;
     r->params = model_param_count(m);
-    r->nparts = m->nprof;
-    for (int i = 0; i < m->nprof; i++) {   // seconds per step
-        r->parts[i] = m->prof[i];
-        for (int p = 0; p < NPASS; p++) r->parts[i].t[p] /= steps;
-    }
+    // seconds per step, in the order of the data's path: embedding, the blocks (in order of first
+    // appearance), head+loss, optimizer
+    for (int stage = 0; stage < 3; stage++)
+        for (int i = 0; i < m->nprof; i++) {
+            const char *n = m->prof[i].name;
+            int where = !strcmp(n, "embedding") ? 0 : !strcmp(n, "head+loss") || !strcmp(n, "optimizer") ? 2 : 1;
+            if (where != stage) continue;
+            ProfPart *q = &r->parts[r->nparts++];
+            *q = m->prof[i];
+            for (int p = 0; p < NPASS; p++) q->t[p] /= steps;
+        }
     free(tok); free(tgt);
     adamw_free(&opt);
 }
