@@ -194,10 +194,10 @@ void bench_train_measure(Model *m, int B, int T, int steps, TrainMeasure *r) {
     r->params = model_param_count(m);
     // seconds per step, in the order of the data's path: embedding, the blocks (in order of first
     // appearance), head+loss, optimizer
-    for (int stage = 0; stage < 3; stage++)
+    for (int stage = 0; stage < 4; stage++)
         for (int i = 0; i < m->nprof; i++) {
             const char *n = m->prof[i].name;
-            int where = !strcmp(n, "embedding") ? 0 : !strcmp(n, "head+loss") || !strcmp(n, "optimizer") ? 2 : 1;
+            int where = !strcmp(n, "embedding") ? 0 : !strcmp(n, "head+loss") ? 2 : !strcmp(n, "optimizer") ? 3 : 1;
             if (where != stage) continue;
             ProfPart *q = &r->parts[r->nparts++];
             *q = m->prof[i];
