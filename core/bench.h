@@ -29,11 +29,13 @@ int bench_sgemm_cells(int quick, int threads, SgemmCell *cells, double *peak1, d
 double bench_sgemm_square(int threads);
 
 // Whole training steps of a built model (threads already set with ops_init_threads): allocates
-// it for B x T tokens, two untimed steps, then `steps` timed ones (at most BENCH_MAX_STEPS) with
-// the model's profile on. Leaves the model allocated (model_free is the caller's).
+// it for B x T tokens, two untimed steps (one when the first takes over a second), then `steps`
+// timed ones (at most BENCH_MAX_STEPS) with the model's profile on; with budget_s > 0 the timing
+// stops after 3 steps once the timed steps took more than budget_s seconds (r->steps says how
+// many ran). Leaves the model allocated (model_free is the caller's).
 #define BENCH_MAX_STEPS 64
 typedef struct {
-    int B, T, steps;
+    int B, T, steps;                 // steps: timed steps that ran
     double params;
     double step_s, mean_step_s;      // median and mean wall time of a step
     double tokens_per_s;             // B x T / median step
@@ -43,4 +45,4 @@ typedef struct {
     int nparts;
     ProfPart parts[MAX_PROF_PARTS];  // seconds per step of each part (Model.profile)
 } TrainMeasure;
-void bench_train_measure(Model *m, int B, int T, int steps, TrainMeasure *r);
+void bench_train_measure(Model *m, int B, int T, int steps, double budget_s, TrainMeasure *r);

@@ -108,7 +108,7 @@ static void train_section(Rep *R) {
     const SuitePlan *p = R->p;
     doc_heading(&R->doc, 2, "Training throughput");
     doc_para(&R->doc, "Whole training steps (forward, backward, AdamW) on random tokens, every position labelled, B x T = %d tokens "
-             "per step; the median of %d timed steps after 2 untimed ones, %d thread(s). GFLOP/s = 3 x the forward FLOPs per token "
+             "per step; the median of %d timed steps after 2 untimed ones (of 3 after 1 where a step takes seconds), %d thread(s). GFLOP/s = 3 x the forward FLOPs per token "
              "(`hlab info`'s count at the mean position) x tokens / step time. Memory: model = weights, gradients and AdamW's two "
              "moments; act = activations, scratch and the batch; RSS = the process's resident set after the steps.",
              p->tokens, p->steps, p->threads);

@@ -4,7 +4,9 @@
 //   train      five architectures (configs/bench/*.yaml: pure attention, pure Mamba-1, pure
 //              Mamba-2, Jamba, Zamba2) at d_model 128 and 512 and lengths 256 and 2048, with the
 //              batch chosen so that every step sees B x T = 4096 tokens: tokens/s (median step of
-//              forward + backward + AdamW after two untimed ones), achieved GFLOP/s and its
+//              forward + backward + AdamW after two untimed ones; 3 steps after one untimed when
+//              they are long, so that the widest hybrids take minutes, not a quarter of an hour),
+//              achieved GFLOP/s and its
 //              fraction of the sgemm peak at the same thread count, where the time goes (the
 //              model's per-part profile), and memory (weights + gradients + AdamW moments,
 //              activations, the process's resident set)
@@ -194,7 +196,7 @@ static int train_one(const SuitePlan *p, BenchLog *lg, const char *arch, int d, 
     }
     int B = p->tokens / T > 0 ? p->tokens / T : 1;
     TrainMeasure r;
-    bench_train_measure(&m, B, T, p->steps, &r);
+    bench_train_measure(&m, B, T, p->steps, p->quick ? 0 : 30, &r);
     double pct = p->peakn > 0 ? 100 * r.gflops / p->peakn : NAN;
     printf("%-10s %5d %5d %4d %10.0f %10.0f %9.2f %8.1f %7.0f%% %9.1f %9.1f %9.1f\n", arch, d, T, B, r.params, r.tokens_per_s,
            r.step_s * 1e3, r.gflops, pct, r.model_mb, r.act_mb, r.rss_mb);
@@ -237,7 +239,8 @@ static int train_one(const SuitePlan *p, BenchLog *lg, const char *arch, int d, 
 
 static int train_part(const SuitePlan *p, BenchLog *lg) {
     ops_init_threads(p->threads);
-    printf("\ntraining steps (forward, backward, AdamW), B x T = %d tokens, median of %d after 2 untimed, %d thread(s);\n"
+    printf("\ntraining steps (forward, backward, AdamW), B x T = %d tokens, median of %d after 2 untimed (3 after 1 when steps are long),"
+           " %d thread(s);\n"
            "%% of the %.1f GFLOP/s sgemm peak on %d threads; memory: model = weights + gradients + AdamW, act = the rest\n",
            p->tokens, p->steps, ops_threads(), p->peakn, p->threads);
     printf("%-10s %5s %5s %4s %10s %10s %9s %8s %8s %9s %9s %9s\n", "arch", "d", "T", "B", "params", "tokens/s", "step ms", "GFLOP/s",
