@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *const suite_archs[SUITE_NARCH] = {"attention", "mamba1", "mamba2", "jamba", "zamba2"};
 
@@ -147,6 +148,21 @@ static void train_row(BenchLog *lg, const char *arch, int d, int T, int B, const
 // ---------------------------------------------------------------------------------------------
 // the suite
 
+// configs/bench/ARCH.yaml, from the working directory or else next to the hlab binary (so that
+// the suite runs from anywhere in a checkout's parent as well as from its root). Returns 0 if found.
+static int config_path(const char *arch, char *path, size_t cap) {
+    snprintf(path, cap, "configs/bench/%s.yaml", arch);
+    if (access(path, R_OK) == 0) return 0;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    snprintf(path, cap, "%s/configs/bench/%s.yaml", exe, arch);
+    return access(path, R_OK) == 0 ? 0 : -1;
+}
+
 static void sgemm_part(SuitePlan *p, BenchLog *lg) {
     printf("\nsgemm GFLOP/s, 1 thread and %d (OpenBLAS's threads, our split of the rows):\n", p->threads);
     fflush(stdout);
@@ -177,8 +193,8 @@ static void sgemm_part(SuitePlan *p, BenchLog *lg) {
 
 // One architecture at one width and length. Returns 0, or -1 when its config did not load.
 static int train_one(const SuitePlan *p, BenchLog *lg, const char *arch, int d, int T) {
-    char path[256], set_d[64], set_T[64];
-    snprintf(path, sizeof path, "configs/bench/%s.yaml", arch);
+    char path[4200], set_d[64], set_T[64];
+    config_path(arch, path, sizeof path);
     snprintf(set_d, sizeof set_d, "model.d_model=%d", d);
     snprintf(set_T, sizeof set_T, "data.seq_len=%d", T);
     char *sets[2] = {set_d, set_T};
@@ -255,9 +271,9 @@ static int train_part(const SuitePlan *p, BenchLog *lg) {
 
 static int generate_part(const SuitePlan *p, BenchLog *lg) {
     const char *paths[SUITE_NARCH];
-    static char buf[SUITE_NARCH][256];
+    static char buf[SUITE_NARCH][4200];
     for (int a = 0; a < SUITE_NARCH; a++) {
-        snprintf(buf[a], sizeof buf[a], "configs/bench/%s.yaml", suite_archs[a]);
+        config_path(suite_archs[a], buf[a], sizeof buf[a]);
         paths[a] = buf[a];
     }
     char set_d[64];
@@ -306,6 +322,13 @@ int bench_suite_main(const SuiteOptions *o) {
         p.steps = 5;
         p.gen_d = 128; p.gen_tokens = 4096; p.gen_budget_mb = 256;
     }
+    char path[4200];
+    for (int a = 0; a < SUITE_NARCH; a++)
+        if (config_path(suite_archs[a], path, sizeof path) != 0) {
+            fprintf(stderr, "hlab: bench suite: configs/bench/%s.yaml not found here nor next to the hlab binary: run it from the "
+                    "repository's root\n", suite_archs[a]);
+            return EXIT_BADINPUT;
+        }
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
