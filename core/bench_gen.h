@@ -14,7 +14,7 @@ typedef struct {
 
 // One measurement: `metric` = value (unit) of architecture `arch` (width d_model) at axis = x.
 // A model that cannot generate yet gives one row of kind "generate", metric "unsupported", value
-// NaN, axis NULL.
+// NaN, axis NULL. max_context "positions" is +inf when the state does not grow with the context.
 typedef struct {
     const char *arch, *kind, *axis;   // kind: decode | prefill | max_context | generate
     int d_model;
