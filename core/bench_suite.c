@@ -315,7 +315,7 @@ int bench_suite_main(const SuiteOptions *o) {
         p.nd = 1; p.ds[0] = 64;
         p.nT = 2; p.Ts[0] = 64; p.Ts[1] = 128;
         p.steps = 2;
-        p.gen_d = 64; p.gen_tokens = 256; p.gen_budget_mb = 64;
+        p.gen_d = 64; p.gen_tokens = 512; p.gen_budget_mb = 64;
     } else {
         p.nd = 2; p.ds[0] = 128; p.ds[1] = 512;
         p.nT = 2; p.Ts[0] = 256; p.Ts[1] = 2048;
