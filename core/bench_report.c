@@ -133,6 +133,9 @@ static void train_section(Rep *R) {
             }
     doc_table(&R->doc, 12, head, nrows, R->cells, NULL, "lrrrrrrrrrrr");
     cells_free(R);
+    if (bench_over_peak(R->lg))
+        doc_para(&R->doc, "**Note**: some configurations exceed 100%% of the sgemm peak, so the peak was measured low (another "
+                 "process was using these cores): the fractions of peak are suspect; rerun on an idle machine.");
 
     // tokens/s: one plot per width (the widths differ by an order of magnitude)
     int color[SUITE_NARCH];

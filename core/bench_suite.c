@@ -135,6 +135,12 @@ double bench_log_get(const BenchLog *lg, const char *kind, const char *arch, con
     return NAN;
 }
 
+int bench_over_peak(const BenchLog *lg) {
+    for (int i = 0; i < lg->n; i++)
+        if (!strcmp(lg->rows[i].kind, "train") && !strcmp(lg->rows[i].metric, "pct_of_peak") && lg->rows[i].value > 100) return 1;
+    return 0;
+}
+
 // A row of a training measurement.
 static void train_row(BenchLog *lg, const char *arch, int d, int T, int B, const char *metric, double value, const char *unit) {
     BenchRow r = {.value = value, .d = d, .T = T, .B = B, .threads = ops_threads()};
@@ -266,6 +272,9 @@ static int train_part(const SuitePlan *p, BenchLog *lg) {
         for (int j = 0; j < p->nT; j++)
             for (int a = 0; a < SUITE_NARCH; a++)
                 if (train_one(p, lg, suite_archs[a], p->ds[i], p->Ts[j]) != 0) rc = 1;
+    if (bench_over_peak(lg))
+        printf("note: above 100%% of the peak: the sgemm peak was measured low (another process busy on these cores?); "
+               "rerun on an idle machine\n");
     return rc;
 }
 

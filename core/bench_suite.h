@@ -59,6 +59,10 @@ void bench_row_axes(const BenchRow *r, char *buf, size_t cap);
 double bench_log_get(const BenchLog *lg, const char *kind, const char *arch, const char *metric, int d, int T,
                      const char *part, const char *pass, const char *axis, double x);
 
+// 1 when a training row claims more than 100% of the sgemm peak: the peak was measured while
+// something else used the cores, and every fraction of it is suspect.
+int bench_over_peak(const BenchLog *lg);
+
 // The suite's architectures, in the order of its tables: configs/bench/NAME.yaml.
 #define SUITE_NARCH 5
 extern const char *const suite_archs[SUITE_NARCH];

@@ -121,6 +121,7 @@ int main(void) {
           "mamba2: no inference step, said above the table");
     CHECK(file_has(md, "| jamba | failed |"), "an architecture with no generation rows at all: failed");
     CHECK(file_has(md, "not recorded in a store (`--db none`)"), "no store: said so");
+    CHECK(!file_has(md, "exceed 100% of the sgemm peak"), "12.5%% of peak: no warning about the peak");
     snprintf(csv, sizeof csv, "%s/plots/gen_decode_ms.csv", out);
     CHECK(file_has(csv, "# series 0: attention") && file_has(csv, "0,1024,0.4,") && file_has(csv, "1,512,0.0625,"),
           "decode plot data: a series per architecture with its points");
@@ -135,6 +136,10 @@ int main(void) {
         snprintf(svg, sizeof svg, "%s/plots/%s.svg", out, names[i]);
         CHECK(file_has(svg, "</svg>"), "plot %s drawn", names[i]);
     }
+    // a fraction of peak above 100%: the peak was measured low, and the report says so
+    row(&lg, "train", "mamba1", "pct_of_peak", 116, 64, 64, NULL, NULL, NULL, 0);
+    CHECK(bench_over_peak(&lg) && bench_report_write(&p, &lg, err, sizeof err) == 0 && file_has(md, "exceed 100% of the sgemm peak"),
+          "116%% of peak: the report warns that the peak was measured low");
     bench_log_close(&lg);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
