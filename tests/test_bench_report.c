@@ -75,6 +75,10 @@ int main(void) {
     }
     row(&lg, "train", "mamba1", "tokens_per_s", 777, 64, 64, NULL, NULL, NULL, 0);
     row(&lg, "train", "mamba1", "time_ms", 10, 64, 64, "mamba1", "forward", NULL, 0);
+    // jamba: only its breakdown (the plot folds the embedding into head+loss)
+    row(&lg, "train", "jamba", "time_ms", 3, 64, 64, "head+loss", "forward", NULL, 0);
+    row(&lg, "train", "jamba", "time_ms", 1, 64, 64, "embedding", "forward", NULL, 0);
+    row(&lg, "train", "jamba", "time_ms", 6, 64, 64, "moe", "backward", NULL, 0);
     // generation: attention's latency and state grow, mamba1's do not; mamba2 cannot step
     for (int t = 256; t <= 1024; t *= 2) {
         row(&lg, "decode", "attention", "ms_per_token", 0.1 * t / 256, 64, 0, NULL, NULL, "tokens", t);
@@ -111,9 +115,11 @@ int main(void) {
     CHECK(file_has(md, "| square | 256 | 256 | 256 | 50.5 | 60.5 | 70.5 |"), "the sgemm table");
     CHECK(file_has(md, "| attention | 64 | 128 | 4 | - | 128000 |") && file_has(md, "| jamba | 64 | 64 | 8 | - | - |"),
           "training table: measured numbers, '-' where nothing was measured");
-    CHECK(file_has(md, "| arch | d_model | T | attention | mlp | optimizer | mamba1 |") &&
-          file_has(md, "| attention | 64 | 64 | 80.0% | 15.0% | 5.0% | - |") && file_has(md, "| mamba1 | 64 | 64 | - | - | - | 100.0% |"),
-          "breakdown: a column per part; attention 80%%, mlp 15%%, optimizer 5%% (forward and backward together)");
+    CHECK(file_has(md, "| arch | d_model | T | attention | mlp | optimizer | mamba1 | head+loss | embedding | moe |") &&
+          file_has(md, "| attention | 64 | 64 | 80.0% | 15.0% | 5.0% | - | - | - | - |") &&
+          file_has(md, "| mamba1 | 64 | 64 | - | - | - | 100.0% | - | - | - |") &&
+          file_has(md, "| jamba | 64 | 64 | - | - | - | - | 30.0% | 10.0% | 60.0% |"),
+          "breakdown table: a column per part; attention 80%%, mlp 15%%, optimizer 5%% (forward and backward together)");
     CHECK(file_has(md, "| mamba1 | measured | 0.062 | 1024 | 0.037 | 0.88 | 32 | unbounded |"),
           "generation: mamba1's last decode mark, TTFT at the longest prompt, unbounded context");
     CHECK(file_has(md, "| attention | measured | 0.400 | 1024 | 2.000 | 2.75 | 32 | 123456 |"), "generation: attention's row");
@@ -128,7 +134,11 @@ int main(void) {
     snprintf(csv, sizeof csv, "%s/plots/train_breakdown.csv", out);
     char *b = slurp(csv);
     // the attention 64/64 row: attention, mlp, optimizer, mamba1 shares (mean, sd) then the label
-    CHECK(b && strstr(b, "\n0,80,NaN,15,NaN,5,NaN,NaN,NaN,attention 64/64\n"), "breakdown row of attention at T 64: 80 + 15 + 5 = 100");
+    CHECK(b && strstr(b, "\n0,80,NaN,15,NaN,5,NaN,NaN,NaN,NaN,NaN,NaN,NaN,attention 64/64\n"),
+          "breakdown plot, attention at T 64: 80 + 15 + 5 = 100");
+    CHECK(b && strstr(b, "embedding+head+loss mean") && !strstr(b, ",embedding mean") &&
+          strstr(b, "\n3,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,40,NaN,60,NaN,jamba 64/64\n"),
+          "breakdown plot: the embedding folded into head+loss (jamba: 30 + 10 = 40, moe 60)");
     free(b);
     for (int i = 0; i < 6; i++) {
         const char *names[] = {"train_tokens_d64", "train_pct_peak", "train_breakdown", "gen_decode_ms", "gen_state_mb", "gen_ttft"};
