@@ -1,5 +1,5 @@
 # hybridlab: `make` builds ./hlab; `make test` builds and runs every test (ends "N passed, N failed");
-# `make deps` installs the Debian packages that are missing.
+# `make bench` runs the benchmark suite; `make deps` installs the Debian packages that are missing.
 CC      ?= gcc
 CFLAGS  ?= -O3 -march=native
 HLAB_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -31,7 +31,7 @@ DEPS_STAMP = $(OBJDIR)/.deps
 TEST_PKGS = chromium libxml2-utils
 TEST_DEPS_STAMP = $(OBJDIR)/.deps-test
 
-.PHONY: all deps deps-test test test-fast quickstart clean
+.PHONY: all deps deps-test test test-fast quickstart bench clean
 # objects built through pattern rules are not intermediates: keep them for incremental builds
 .SECONDARY: $(LIB_OBJ) $(LIB_OBJ_D) $(LIB_OBJ_S) $(LIB_OBJ_SD)
 all: deps hlab
@@ -102,6 +102,13 @@ quickstart: all
 	./hlab sweep experiments/quickstart.yaml --db results/quickstart.db --jobs 2 --quiet
 	./hlab report experiments/quickstart.yaml --db results/quickstart.db
 	@echo "open reports/quickstart/report.html in a browser, or read reports/quickstart/report.md"
+
+# The benchmark suite (issue 7): sgemm peak, training throughput and time breakdown of five
+# architectures, generation speed; every number into results/bench.db (table benchmarks), the
+# report into reports/bench. Minutes, not seconds: the machine should be otherwise idle.
+bench: all
+	./hlab bench suite --db results/bench.db --out reports/bench
+	@echo "open reports/bench/report.html in a browser, or read reports/bench/report.md"
 
 clean:
 	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/sd $(OBJDIR)/tests $(OBJDIR)/stests hlab

@@ -43,10 +43,10 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void emit(BenchGenSink *sink, const char *arch, const char *kind, const char *axis, double x, const char *metric,
-                 double value, const char *unit) {
+static void emit(BenchGenSink *sink, const Model *m, const char *arch, const char *kind, const char *axis, double x,
+                 const char *metric, double value, const char *unit) {
     if (!sink || !sink->row) return;
-    BenchGenRow r = {arch, kind, axis, x, metric, value, unit};
+    BenchGenRow r = {arch, kind, axis, m->C, x, metric, value, unit};
     sink->row(sink->ctx, &r);
 }
 
@@ -87,9 +87,9 @@ static void bench_decode(Model *m, const char *arch, long n, BenchGenSink *sink)
             double med = win[w / 2] * 1e3, st = gen_state_bytes(m, g.pos) / 1048576.0, rss = rss_bytes() / 1048576.0;
             free(win);
             printf("  decode   %8ld %12.4f %12.3f %12.1f\n", marks[mi], med, st, rss);
-            emit(sink, arch, "decode", "tokens", (double)marks[mi], "ms_per_token", med, "ms");
-            emit(sink, arch, "decode", "tokens", (double)marks[mi], "state_mb", st, "MB");
-            emit(sink, arch, "decode", "tokens", (double)marks[mi], "rss_mb", rss, "MB");
+            emit(sink, m, arch, "decode", "tokens", (double)marks[mi], "ms_per_token", med, "ms");
+            emit(sink, m, arch, "decode", "tokens", (double)marks[mi], "state_mb", st, "MB");
+            emit(sink, m, arch, "decode", "tokens", (double)marks[mi], "rss_mb", rss, "MB");
             mi++;
         }
     }
@@ -122,7 +122,7 @@ static void bench_prefill(Model *m, const char *arch, const int *lens, int nlens
             if (t < best) best = t;
         }
         printf("  prefill  %8d %12.2f %12.0f\n", lens[i], best * 1e3, lens[i] / best);
-        emit(sink, arch, "prefill", "prompt", lens[i], "ttft_ms", best * 1e3, "ms");
+        emit(sink, m, arch, "prefill", "prompt", lens[i], "ttft_ms", best * 1e3, "ms");
     }
     free(tok);
     gen_free(&g);
@@ -148,7 +148,7 @@ static void bench_max_context(Model *m, const char *arch, double budget, long me
                            gen_state_bytes(m, 1) / 1048576.0, weights / 1048576.0);
     else printf("  max context in %.0f MB: %ld positions (weights %.1f MB + state %.1f MB)\n", budget / 1048576.0, ctx,
                 weights / 1048576.0, gen_state_bytes(m, ctx) / 1048576.0);
-    emit(sink, arch, "max_context", "budget_mb", budget / 1048576.0, "positions", ctx == cap ? -1 : (double)ctx, "positions");
+    emit(sink, m, arch, "max_context", "budget_mb", budget / 1048576.0, "positions", ctx == cap ? INFINITY : (double)ctx, "positions");
     // measured: allocate at that size (or at measure_limit for an unbounded state) and step once at the end
     long at = ctx == cap ? measure_limit : ctx;
     if (at < 2 || at > measure_limit) return;
@@ -167,8 +167,8 @@ static void bench_max_context(Model *m, const char *arch, double budget, long me
     double t = now_seconds() - t0;
     printf("  measured at %ld positions: state allocation grew RSS by %.1f MB (computed %.1f MB); one step %.3f ms\n", at,
            grown / 1048576.0, gen_state_bytes(m, at) / 1048576.0, t * 1e3);
-    emit(sink, arch, "max_context", "positions", (double)at, "measured_state_mb", grown / 1048576.0, "MB");
-    emit(sink, arch, "max_context", "positions", (double)at, "step_ms", t * 1e3, "ms");
+    emit(sink, m, arch, "max_context", "positions", (double)at, "measured_state_mb", grown / 1048576.0, "MB");
+    emit(sink, m, arch, "max_context", "positions", (double)at, "step_ms", t * 1e3, "ms");
     gen_free(&g);
     model_free(m);
 }
@@ -198,6 +198,7 @@ int bench_generate_run(const BenchGenOptions *o, BenchGenSink *sink) {
             if (m.layers[l].type->cache != CACHE_NONE && !m.layers[l].type->step) ok = 0;
         if (!ok) {
             fprintf(stderr, "hlab: %s: a block of this model has no inference step\n", o->configs[c]);
+            emit(sink, &m, arch, "generate", NULL, NAN, "unsupported", NAN, NULL);
             rc = EXIT_BADINPUT;
         } else {
             bench_decode(&m, arch, o->tokens, sink);

@@ -12,9 +12,12 @@ typedef struct {
     int threads;              // 0: 1 (one sequence's step is too small to split)
 } BenchGenOptions;
 
-// One measurement: `metric` = value (unit) of architecture `arch` at axis = x.
+// One measurement: `metric` = value (unit) of architecture `arch` (width d_model) at axis = x.
+// A model that cannot generate yet gives one row of kind "generate", metric "unsupported", value
+// NaN, axis NULL. max_context "positions" is +inf when the state does not grow with the context.
 typedef struct {
-    const char *arch, *kind, *axis;   // kind: decode | prefill | max_context
+    const char *arch, *kind, *axis;   // kind: decode | prefill | max_context | generate
+    int d_model;
     double x;
     const char *metric;
     double value;

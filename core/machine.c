@@ -3,6 +3,7 @@
 #include "ops.h"
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,4 +33,16 @@ void machine_info(MachineInfo *mi) {
     snprintf(mi->code_version, sizeof mi->code_version, "%s", HLAB_VERSION);
     mi->cores = omp_get_num_procs();
     mi->threads = ops_threads();
+}
+
+double machine_rss_mb(int peak) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    const char *key = peak ? "VmHWM:" : "VmRSS:";
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) { kb = atof(line + strlen(key)); break; }
+    fclose(f);
+    return kb / 1024.0;
 }

@@ -5,3 +5,6 @@ typedef struct {
     int cores, threads;
 } MachineInfo;
 void machine_info(MachineInfo *mi);
+// Resident memory of this process in MB (/proc/self/status): now (VmRSS), or with peak = 1 the
+// most it ever had (VmHWM). 0 where unavailable.
+double machine_rss_mb(int peak);

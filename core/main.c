@@ -1,6 +1,7 @@
 // main.c: the `hlab` command line.
 #include "bench.h"
 #include "bench_gen.h"
+#include "bench_suite.h"
 #include "checkpoint.h"
 #include "eval_cmd.h"
 #include "export.h"
@@ -54,9 +55,12 @@ static const char *usage =
     "  bench sgemm [--quick]   this machine's sgemm GFLOP/s: 1 thread, OpenBLAS threads, our row split\n"
     "  bench train CONFIG... [--set KEY=VALUE]... [--batch B] [--seq T] [--steps N] [--threads N]\n"
     "        tokens/s, achieved GFLOP/s (of the sgemm yardstick) and memory of whole training steps\n"
-    "  bench generate CONFIG... [--set KEY=VALUE]... [--tokens N] [--prompts 128,512,...] [--budget-mb MB] [--threads N]\n"
+    "  bench generate CONFIG... [--set KEY=VALUE]... [--tokens N] [--prompts 128,512,...] [--budget-mb MB] [--threads N] [--db PATH]\n"
     "        decode ms/token and state memory vs tokens generated, time to first token vs prompt,\n"
-    "        longest context whose state fits in the budget next to the weights\n"
+    "        longest context whose state fits in the budget next to the weights (--db: also into the store)\n"
+    "  bench suite [--db PATH] [--out DIR] [--quick] [--threads N]\n"
+    "        all of the above for 5 architectures (configs/bench/), recorded in the store's benchmarks\n"
+    "        table (default results/bench.db) and written up with plots (default reports/bench)\n"
     "  keys [--markdown]   every config key with its type, default and meaning\n"
     "  version             code version, BLAS core, CPU\n";
 
@@ -91,7 +95,7 @@ typedef struct {
     int dry_run, emit_slurm;
     long context, bytes, limit;
     int context_set;                    // --context was given (info --table has its own default)
-    int json, quiet, markdown, table;
+    int json, quiet, markdown, table, quick;
     long batch, seq, steps, threads;    // bench train
     long budget_mb;                     // bench generate
     const char *prompts;
@@ -115,7 +119,7 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         snprintf(key, sizeof key, " %s ", name);
         if (!strstr(accepted, key)) bad_usage("unknown option \"%s\" for this command", s);
         int flag = !strcmp(name, "json") || !strcmp(name, "quiet") || !strcmp(name, "markdown") || !strcmp(name, "table") ||
-                   !strcmp(name, "dry-run") || !strcmp(name, "emit-slurm");
+                   !strcmp(name, "dry-run") || !strcmp(name, "emit-slurm") || !strcmp(name, "quick");
         if (!flag && i + 1 >= argc) bad_usage("option %s needs a value", s);
         const char *v = flag ? NULL : argv[++i];
         if (!strcmp(name, "set")) {
@@ -155,6 +159,7 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "quiet")) a->quiet = 1;
         else if (!strcmp(name, "markdown")) a->markdown = 1;
         else if (!strcmp(name, "table")) a->table = 1;
+        else if (!strcmp(name, "quick")) a->quick = 1;
     }
 }
 
@@ -241,8 +246,8 @@ static int cmd_sweep(int argc, char **argv) {
 }
 
 static int cmd_bench(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train") && strcmp(argv[2], "generate")))
-        bad_usage("bench needs what to measure: sgemm, train or generate%s", "");
+    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train") && strcmp(argv[2], "generate") && strcmp(argv[2], "suite")))
+        bad_usage("bench needs what to measure: sgemm, train, generate or suite%s", "");
     BenchOptions o = {0};
     if (!strcmp(argv[2], "sgemm")) {
         for (int i = 3; i < argc; i++) {
@@ -252,8 +257,13 @@ static int cmd_bench(int argc, char **argv) {
         return bench_sgemm_main(&o);
     }
     Args a;
+    if (!strcmp(argv[2], "suite")) {
+        parse_args(argc - 1, argv + 1, &a, " db out quick threads ", 0);
+        SuiteOptions so = {.db = a.db, .out = a.out, .quick = a.quick, .threads = (int)a.threads};
+        return bench_suite_main(&so);
+    }
     if (!strcmp(argv[2], "generate")) {
-        parse_args(argc - 1, argv + 1, &a, " set tokens prompts budget-mb threads ", MAX_POSITIONAL);
+        parse_args(argc - 1, argv + 1, &a, " set tokens prompts budget-mb threads db ", MAX_POSITIONAL);
         if (!a.npos) bad_usage("bench generate needs config files%s", "");
         static int lens[32];
         int nl = 0;
@@ -268,7 +278,17 @@ static int cmd_bench(int argc, char **argv) {
         BenchGenOptions g = {.configs = a.pos, .nconfigs = a.npos, .sets = a.sets, .nsets = a.nsets,
                              .tokens = a.tokens ? parse_long("--tokens", a.tokens, 1, 1L << 30) : 16384, .prompt_lens = lens, .nprompt_lens = nl,
                              .budget_mb = a.budget_mb ? a.budget_mb : 256, .measure_limit = 1L << 22, .threads = (int)a.threads};
-        return bench_generate_run(&g, NULL);
+        if (!a.db) return bench_generate_run(&g, NULL);
+        // every number into the store too (suite NULL: a standalone measurement)
+        BenchLog lg;
+        char err[1024];
+        if (bench_log_open(&lg, a.db, NULL, err, sizeof err) != 0) die_input("%s", err);
+        BenchGenSink sink = bench_log_sink(&lg);
+        int rc = bench_generate_run(&g, &sink);
+        if (bench_log_flush(&lg) != 0 && rc == 0) rc = EXIT_FAIL;
+        printf("%d numbers recorded in %s\n", lg.n, a.db);
+        bench_log_close(&lg);
+        return rc;
     }
     parse_args(argc - 1, argv + 1, &a, " set batch seq steps threads ", MAX_POSITIONAL);
     if (!a.npos) bad_usage("bench train needs config files%s", "");

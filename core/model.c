@@ -181,7 +181,37 @@ void model_init(Model *m, uint64_t seed) {
     }
 }
 
-void model_zero_grad(Model *m) { memset(m->grads, 0, m->nparams * sizeof(real)); }
+// ----------------------------------------------------------------------------
+// profile: laps of omp_get_wtime, each charged to the part that just ran
+
+void model_profile_reset(Model *m) {
+    m->nprof = 0;
+    memset(m->prof, 0, sizeof m->prof);
+}
+
+void model_profile_add(Model *m, const char *name, int pass, double seconds) {
+    if (!m->profile) return;
+    int i = 0;
+    while (i < m->nprof && m->prof[i].name != name && strcmp(m->prof[i].name, name)) i++;
+    if (i == m->nprof) {
+        if (m->nprof == MAX_PROF_PARTS) i = MAX_PROF_PARTS - 1;   // more parts than slots: the last one takes the rest
+        else m->prof[m->nprof++].name = name;
+    }
+    m->prof[i].t[pass] += seconds;
+}
+
+// Charges the time since t0 to `name` and returns now, the start of the next part.
+static double lap(Model *m, const char *name, int pass, double t0) {
+    double now = omp_get_wtime();
+    model_profile_add(m, name, pass, now - t0);
+    return now;
+}
+
+void model_zero_grad(Model *m) {
+    double t0 = m->profile ? omp_get_wtime() : 0;
+    memset(m->grads, 0, m->nparams * sizeof(real));
+    if (m->profile) lap(m, "optimizer", PASS_UPDATE, t0);
+}
 
 // ----------------------------------------------------------------------------
 // forward and backward
@@ -222,6 +252,7 @@ void model_report(const Model *m, void (*emit)(void *ctx, const char *name, doub
 
 double model_forward(Model *m, const int *tokens, const int *targets, int B, int T) {
     if (B > m->B || T > m->T) die("batch %dx%d exceeds the allocated %dx%d", B, T, m->B, m->T);
+    double tp = m->profile ? omp_get_wtime() : 0;
     int C = m->C, V = m->V;
     size_t BT = (size_t)B * T, BTC = BT * C;
     memcpy(m->tokens, tokens, BT * sizeof(int));
@@ -236,6 +267,7 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
     }
     memcpy(m->res, m->e0, BTC * sizeof(real));
     memset(m->pend, 0, BTC * sizeof(real));
+    if (m->profile) tp = lap(m, "embedding", PASS_FORWARD, tp);
 
     for (int l = 0; l < m->nsub; l++) {
         Layer *L = &m->layers[l];
@@ -258,11 +290,12 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
             memcpy(hn, h, BTC * sizeof(real));
             memcpy(pnext, m->out, BTC * sizeof(real));
         }
+        if (m->profile) tp = lap(m, L->type->name, PASS_FORWARD, tp);
     }
     real *hL = m->res + m->nsub * BTC;
     rmsnorm_forward(m->fin, m->fin_rstd, hL, P(m, m->p_norm_f), B * T, C, m->eps);
     m->aux_loss = pooled_losses(m, B, T);
-    if (!targets) { m->n_labels = 0; m->loss = 0; return 0; }
+    if (!targets) { m->n_labels = 0; m->loss = 0; if (m->profile) lap(m, "head+loss", PASS_FORWARD, tp); return 0; }
 
     // gather the labelled positions: the LM head runs on those rows only
     int n = 0;
@@ -275,7 +308,7 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
             n++;
         }
     m->n_labels = n;
-    if (n == 0) { m->loss = 0; m->n_correct = 0; return 0; }
+    if (n == 0) { m->loss = 0; m->n_correct = 0; if (m->profile) lap(m, "head+loss", PASS_FORWARD, tp); return 0; }
     // logits (n,V) = lab_h (n,C) · Wᵀ (C,V)
     const real *wout = m->p_head >= 0 ? P(m, m->p_head) : wte;
     matmul_forward(m->logits, m->lab_h, wout, NULL, n, C, V);
@@ -300,6 +333,7 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
     }
     m->n_correct = correct;
     m->loss = loss / n;
+    if (m->profile) lap(m, "head+loss", PASS_FORWARD, tp);
     return m->loss;
 }
 
@@ -307,6 +341,7 @@ void model_backward(Model *m) {
     int B = m->fwd_B, T = m->fwd_T, C = m->C, V = m->V, n = m->n_labels;
     size_t BT = (size_t)B * T, BTC = BT * C;
     if (n == 0 && m->aux_loss == 0) return;
+    double tp = m->profile ? omp_get_wtime() : 0;
 
     // dlogits = (p - onehot(target)) / n, in place over the probabilities
     real *dlog = m->logits;
@@ -329,6 +364,7 @@ void model_backward(Model *m) {
     // final norm: dres = d(residual stream after the last sublayer)
     memset(m->dres, 0, BTC * sizeof(real));
     rmsnorm_backward(m->dres, G(m, m->p_norm_f), dfin, m->res + m->nsub * BTC, P(m, m->p_norm_f), m->fin_rstd, B * T, C);
+    if (m->profile) tp = lap(m, "head+loss", PASS_BACKWARD, tp);
 
     // Walk the sublayers backwards. dres is d(h), dpend is d(pending addend entering the norm
     // of the sublayer after the current one).
@@ -351,6 +387,7 @@ void model_backward(Model *m) {
             for (size_t i = 0; i < BTC; i++) m->dres[i] += ds[i];
             memcpy(m->dpend, ds, BTC * sizeof(real));
         }
+        if (m->profile) tp = lap(m, L->type->name, PASS_BACKWARD, tp);
     }
     // embedding: d(e0) = d(h_0) + what blocks that read e0 directly added (Zamba's concat);
     // rows scatter-add in position order, so the result does not depend on threads
@@ -360,4 +397,5 @@ void model_backward(Model *m) {
         const real *a = m->dres + i * C, *b = m->de0 + i * C;
         for (int c = 0; c < C; c++) row[c] += a[c] + b[c];
     }
+    if (m->profile) lap(m, "embedding", PASS_BACKWARD, tp);
 }

@@ -13,6 +13,19 @@
 
 #define MAX_SUBLAYERS 4096
 
+// Where a training step's wall time goes (opt-in: set Model.profile = 1). Each part is a block
+// type (by BlockType.name: a sublayer's pre-norm and residual add count with its block),
+// "embedding", "head+loss" (final norm, pooled auxiliary losses, LM head, cross-entropy) or
+// "optimizer" (model_zero_grad, and what the caller adds with model_profile_add: AdamW).
+// The parts follow each other without gaps, so their sum is the time spent inside
+// model_forward, model_backward and model_zero_grad. Off, the cost is one test per sublayer.
+enum { PASS_FORWARD, PASS_BACKWARD, PASS_UPDATE, NPASS };
+#define MAX_PROF_PARTS 16
+typedef struct {
+    const char *name;        // static text: a BlockType.name or a literal
+    double t[NPASS];         // seconds accumulated per pass
+} ProfPart;
+
 struct Model {
     const Config *cfg;
     int C;                   // d_model
@@ -51,6 +64,10 @@ struct Model {
     int *tokens;             // (B,T) the batch forward saw
     int fwd_B, fwd_T;        // its size
 
+    int profile;             // 1: accumulate wall time per part into prof (model_build sets 0)
+    int nprof;
+    ProfPart prof[MAX_PROF_PARTS];   // in order of first appearance
+
     // Results of the last forward.
     int n_labels, n_correct;
     double loss;             // mean CE over labelled positions
@@ -73,6 +90,12 @@ void model_free(Model *m);
 double model_forward(Model *m, const int *tokens, const int *targets, int B, int T);
 void model_zero_grad(Model *m);
 void model_backward(Model *m);   // after model_forward; gradients accumulate into m->grads
+
+// Zeroes the profile (the parts found so far are forgotten).
+void model_profile_reset(Model *m);
+// Adds seconds to part `name` (a static string) in pass (PASS_*): for work outside the model, such
+// as the optimizer step. Does nothing when m->profile is 0.
+void model_profile_add(Model *m, const char *name, int pass, double seconds);
 
 // Per-layer numbers blocks report (BlockType.report), as "<layer prefix>.<name>".
 void model_report(const Model *m, void (*emit)(void *ctx, const char *name, double value), void *ctx);

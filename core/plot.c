@@ -514,14 +514,16 @@ int plot_bars(Plots *p, const BarPlot *bp) {
 
     if (out_open(p, &o, bp->name, "gp")) return -1;
     FILE *f = o.f;
-    gp_begin(f, bp->name, "grouped bars", bp->title,
+    gp_begin(f, bp->name, bp->stacked ? "stacked bars" : "grouped bars", bp->title,
              "one row per cluster: group, then mean and sd of each bar (columns 2,3 for the first), label");
     gp_label(f, "y", bp->ylabel);
     double ymin = bp->ymin;
     if (!isfinite(ymin) && nfinite && allpos) ymin = 0;
     if (!nfinite) gp_nodata(f, bp->name);
     else {
-        fputs("set style data histograms\nset style histogram errorbars gap 1 lw 1\nset style fill solid 0.8 border -1\n"
+        fputs(bp->stacked ? "set style data histograms\nset style histogram rowstacked\nset boxwidth 0.7\n"
+                          : "set style data histograms\nset style histogram errorbars gap 1 lw 1\n", f);
+        fputs("set style fill solid 0.8 border -1\n"
               "set key outside bottom center horizontal\nset border 3\nset ytics nomirror\nset grid ytics back lt 1 lc rgb '#E6E6E6'\n", f);
         fprintf(f, "set xrange [-0.5:%d.5]\n", ng - 1);
         gp_tics(f, "x", bp->groups, ng, 780);
@@ -530,8 +532,12 @@ int plot_bars(Plots *p, const BarPlot *bp) {
         // `skip 1`: in a histogram the header line would otherwise take the first cluster's place
         fprintf(f, "set output '%s.png'\nplot \\\n", bp->name);
         for (int b = 0; b < nb; b++) {
-            fprintf(f, "%s    '%s.csv' skip 1 using %d:(sd(%d)) lc rgb '%s' title ", b ? ", \\\n" : "", bp->name, 2 + 2 * b,
-                    3 + 2 * b, plot_color(bp->color ? bp->color[b] : b));
+            if (bp->stacked)   // a missing segment is 0 high, so the ones above it keep their place
+                fprintf(f, "%s    '%s.csv' skip 1 using (valid(%d) ? column(%d) : 0) lc rgb '%s' title ", b ? ", \\\n" : "", bp->name,
+                        2 + 2 * b, 2 + 2 * b, plot_color(bp->color ? bp->color[b] : b));
+            else
+                fprintf(f, "%s    '%s.csv' skip 1 using %d:(sd(%d)) lc rgb '%s' title ", b ? ", \\\n" : "", bp->name, 2 + 2 * b,
+                        3 + 2 * b, plot_color(bp->color ? bp->color[b] : b));
             gp_str(f, bp->bars && bp->bars[b] ? bp->bars[b] : "");
         }
         fputc('\n', f);

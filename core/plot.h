@@ -42,7 +42,9 @@ typedef struct {
 } HeatPlot;
 int plot_heatmap(Plots *p, const HeatPlot *hp);
 
-// Grouped bars with error bars: clusters along x, one bar per series inside each cluster.
+// Grouped bars with error bars: clusters along x, one bar per series inside each cluster. With
+// stacked = 1, one bar per cluster instead, the series stacked on each other (sd is ignored, a
+// NaN mean is a segment of 0): how a whole divides into parts.
 typedef struct {
     const char *name, *title, *ylabel;
     int ngroups; const char **groups;     // cluster labels along x
@@ -50,6 +52,7 @@ typedef struct {
     const int *color;                     // per bar: palette index (NULL: bar order)
     const double *mean, *sd;              // ngroups*nbars, [g*nbars + b]; NaN mean = missing bar; sd NULL or NaN = no error bar
     double ymin, ymax;                    // NaN: automatic (but when all means are > 0, the axis starts at 0 unless ymin is given)
+    int stacked;                          // 1: the bars of a cluster stacked into one
 } BarPlot;
 int plot_bars(Plots *p, const BarPlot *bp);
 

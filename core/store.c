@@ -1,7 +1,7 @@
 // store.c: the run store on SQLite. See store.h for the API and the concurrency contract.
 //
-// Schema, version 2 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 2 and
-// meta.schema_version = '2'):
+// Schema, version 3 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 3 and
+// meta.schema_version = '3'):
 //
 //   meta(key TEXT PRIMARY KEY, value TEXT)
 //       schema_version: the version of this schema, as text.
@@ -38,6 +38,16 @@
 //       end of training, 'eval' (or 'eval: OVERRIDES') for `hlab eval`. One row per (run, task,
 //       split, slice, metric, source): recording it again replaces it.
 //       Index: evals_run(run_id, task, metric).
+//   benchmarks(id INTEGER PRIMARY KEY, suite TEXT, kind TEXT NOT NULL, arch TEXT, metric TEXT NOT NULL,
+//              value REAL, unit TEXT, axes TEXT NOT NULL DEFAULT '{}', created_at TEXT,
+//              code_version TEXT, host TEXT, cpu TEXT, blas_core TEXT, threads INTEGER)
+//       one row per number `hlab bench suite` (and `hlab bench generate --db`) measured, not tied
+//       to a run. kind = sgemm | train | decode | prefill | max_context | generate; arch = the
+//       config's name (NULL for sgemm); axes = JSON object of where it was measured
+//       ({"d_model": 128, "seq_len": 256, "batch": 16, "threads": 2}, "part"/"pass" for the time
+//       breakdown, "tokens"/"prompt"/"budget_mb" for generation); suite = the invocation that
+//       wrote it ("suite <created_at>", NULL for a standalone command). A NaN value is NULL.
+//       Index: benchmarks_kind(kind, arch, metric).
 //
 // Migrations: migrations[v] takes the schema from version v to v + 1 and sets user_version and
 // meta.schema_version itself; store_open applies the missing ones in one BEGIN IMMEDIATE
@@ -91,6 +101,13 @@ static const char *const migrations[] = {
     "ALTER TABLE evals ADD COLUMN source TEXT NOT NULL DEFAULT 'train';"
     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '2');"
     "PRAGMA user_version = 2;",
+    // 2 -> 3: benchmark numbers (hlab bench suite), which belong to a machine, not to a run
+    "CREATE TABLE benchmarks(id INTEGER PRIMARY KEY, suite TEXT, kind TEXT NOT NULL, arch TEXT, metric TEXT NOT NULL,"
+    " value REAL, unit TEXT, axes TEXT NOT NULL DEFAULT '{}', created_at TEXT, code_version TEXT, host TEXT, cpu TEXT,"
+    " blas_core TEXT, threads INTEGER);"
+    "CREATE INDEX benchmarks_kind ON benchmarks(kind, arch, metric);"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '3');"
+    "PRAGMA user_version = 3;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -609,6 +626,55 @@ int store_eval(Store *s, int64_t run, const char *task, const char *split, const
     return with_tx(s, eval_body, &a);
 }
 
+typedef struct { const BenchRecord *r; int n; } BenchArgs;
+
+static int bench_body(Store *s, void *p) {
+    const BenchArgs *a = p;
+    char now[32];
+    utc_now(now);
+    sqlite3_stmt *st;
+    int rc = prepare(s, &st, "INSERT INTO benchmarks(suite, kind, arch, metric, value, unit, axes, created_at, code_version, host, cpu,"
+                             " blas_core, threads) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+    for (int i = 0; rc == SQLITE_OK && i < a->n; i++) {
+        const BenchRecord *r = &a->r[i];
+        bind_text(st, 1, r->suite, 1);
+        bind_text(st, 2, r->kind, 0);
+        bind_text(st, 3, r->arch, 1);
+        bind_text(st, 4, r->metric, 0);
+        sqlite3_bind_double(st, 5, r->value);   // SQLite binds NaN as NULL
+        bind_text(st, 6, r->unit, 1);
+        bind_text(st, 7, r->axes && *r->axes ? r->axes : "{}", 0);
+        bind_text(st, 8, now, 0);
+        bind_text(st, 9, r->code_version, 0);
+        bind_text(st, 10, r->host, 0);
+        bind_text(st, 11, r->cpu, 0);
+        bind_text(st, 12, r->blas_core, 0);
+        sqlite3_bind_int(st, 13, r->threads);
+        rc = step_done(s, st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_benchmarks(Store *s, const BenchRecord *rows, int n) {
+    // checked before the transaction, so that a bad row writes none of them
+    for (int i = 0; i < n; i++) {
+        const BenchRecord *r = &rows[i];
+        if (!r->kind || !*r->kind || !r->metric || !*r->metric) return seterr(s, "store_benchmarks: row %d needs a kind and a metric", i);
+        const char *axes = r->axes && *r->axes ? r->axes : "{}";
+        Json j;
+        char jerr[256];
+        if (json_parse(&j, axes, strlen(axes), jerr, sizeof jerr) != 0)
+            return seterr(s, "store_benchmarks: axes are not valid JSON (%s): %s", jerr, axes);
+        int is_object = j.type == JSON_OBJECT;
+        json_free(&j);
+        if (!is_object) return seterr(s, "store_benchmarks: axes must be a JSON object, got: %s", axes);
+    }
+    if (n <= 0) return 0;
+    BenchArgs a = {rows, n};
+    return with_tx(s, bench_body, &a);
+}
+
 typedef struct { int64_t run; const char *status, *error; } EndArgs;
 
 static int end_body(Store *s, void *p) {
@@ -749,6 +815,18 @@ static int merge_body(Store *s, void *p) {
     return SQLITE_OK;
 }
 
+// Benchmark rows of src that s does not have (same suite, time, host, kind, arch, metric and
+// axes): merging twice copies nothing twice.
+static int merge_bench_body(Store *s, void *unused) {
+    int rc = sqlite3_exec(s->db, "INSERT INTO benchmarks(suite, kind, arch, metric, value, unit, axes, created_at, code_version, host, cpu,"
+                         " blas_core, threads) SELECT suite, kind, arch, metric, value, unit, axes, created_at, code_version, host,"
+                         " cpu, blas_core, threads FROM src.benchmarks b WHERE NOT EXISTS (SELECT 1 FROM benchmarks m WHERE"
+                         " m.suite IS b.suite AND m.created_at IS b.created_at AND m.host IS b.host AND m.kind = b.kind AND"
+                         " m.arch IS b.arch AND m.metric = b.metric AND m.axes = b.axes) ORDER BY b.id", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) seterr(s, "%s: copying benchmarks: %s", s->path, sqlite3_errmsg(s->db));
+    return rc;
+}
+
 int store_merge(Store *s, const char *src_path, long *copied, long *skipped) {
     *copied = *skipped = 0;
     char uri[4200];
@@ -791,6 +869,7 @@ int store_merge(Store *s, const char *src_path, long *copied, long *skipped) {
         if (a.copied) (*copied)++; else (*skipped)++;
     }
     free(ids);
+    if (rc == 0 && with_tx(s, merge_bench_body, NULL) != 0) rc = -1;
     sqlite3_exec(s->db, "DETACH DATABASE src", NULL, NULL, NULL);
     return rc;
 }

@@ -1,6 +1,7 @@
 // store.h: the run store, one SQLite file (default results/hlab.db) recording every run: its
-// resolved config and parameters, its metrics over time and its evaluations. The schema is
-// documented at the top of store.c.
+// resolved config and parameters, its metrics over time and its evaluations; and the numbers of
+// `hlab bench suite`, which belong to the machine rather than to a run. The schema is documented
+// at the top of store.c.
 //
 // Concurrency: many processes on one host may write the same file at once (a sweep launching
 // runs in parallel). The file is in WAL mode; every write is one BEGIN IMMEDIATE transaction, so
@@ -76,6 +77,20 @@ int store_flush(Store *s);
 int store_eval(Store *s, int64_t run, const char *task, const char *split, const char *slice_json,
                const char *metric, double value, long count);
 
+// One benchmark number (table benchmarks, see store.c): kind and metric are required; value NaN
+// is stored as NULL; axes is a JSON object ({"d_model": 128, "seq_len": 256}), NULL or "" = "{}";
+// suite, arch and unit NULL or "" are stored as NULL. created_at is set by the store.
+typedef struct {
+    const char *suite, *kind, *arch, *metric, *unit;
+    double value;
+    const char *axes;
+    const char *code_version, *host, *cpu, *blas_core;
+    int threads;
+} BenchRecord;
+// Records n rows in one transaction (all or none). Returns 0, or -1 (store_errmsg): a row without
+// kind or metric, axes that are not a JSON object, or a database error.
+int store_benchmarks(Store *s, const BenchRecord *rows, int n);
+
 // The evals.source of the rows store_eval writes from now on: "train" (the default, NULL) for the
 // scores at the end of training, "eval" or "eval: OVERRIDES" for `hlab eval`.
 void store_set_eval_source(Store *s, const char *source);
@@ -98,7 +113,8 @@ struct sqlite3 *store_sqlite(Store *s);
 
 // Copies into s every run of the store at src_path that s does not have finished: a run whose
 // identity s has as done or diverged is skipped; one s has in another state is replaced. Runs keep
-// their experiment names; ids are new. Each source run is one transaction. Fills the counts;
+// their experiment names; ids are new. Each source run is one transaction; then the benchmark
+// rows s does not have (by suite, time, host, kind, arch, metric and axes), in one more. Fills the counts;
 // returns 0, or -1 (store_errmsg). The source file is only read.
 int store_merge(Store *s, const char *src_path, long *copied, long *skipped);
 

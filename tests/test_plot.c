@@ -149,6 +149,14 @@ int main(void) {
     CHECK(plot_bars(&P, &bp) == 0, "plot_bars returns 0");
     check_drawn("bars_test", "0.7531");
     CHECK(contains(path("bars_test", "gp"), "set yrange [0:*]"), "all means > 0: the axis starts at 0");
+    // the same numbers stacked: one bar per cluster, the missing segment 0 high
+    BarPlot sp = bp;
+    sp.name = "stacked_test";
+    sp.stacked = 1;
+    CHECK(plot_bars(&P, &sp) == 0, "plot_bars stacked returns 0");
+    check_drawn("stacked_test", "0.7531");
+    CHECK(contains(path("stacked_test", "gp"), "rowstacked") && !contains(path("stacked_test", "gp"), "errorbars") &&
+          contains(path("stacked_test", "gp"), "(valid(4) ? column(4) : 0)"), "drawn rowstacked, no error bars, a NaN segment as 0");
 
     // nothing to draw: an empty frame saying so, not a gnuplot failure
     test_group("no data");

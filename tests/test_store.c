@@ -137,8 +137,8 @@ static void test_basic(void) {
     store_close(s);
 
     sqlite3 *db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 2 && strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "2") == 0,
-          "schema version 2 in user_version and meta");
+    CHECK(q_int(db, "PRAGMA user_version") == 3 && strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "3") == 0,
+          "schema version 3 in user_version and meta");
     CHECK(q_int(db, "PRAGMA application_id") == 0x686c6162, "application_id 'hlab'");
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode"), "wal") == 0, "WAL mode");
     CHECK(q_int(db, "SELECT count(*) FROM runs") == 3 && q_int(db, "SELECT count(*) FROM experiments") == 1,
@@ -221,7 +221,7 @@ static void test_reopen(void) {
     store_metric(s, run, 1, 1, 1, "loss", 1);
     store_close(s);   // flushes
     db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 2 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'sentinel'"), "kept") == 0 &&
+    CHECK(q_int(db, "PRAGMA user_version") == 3 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'sentinel'"), "kept") == 0 &&
           q_int(db, "SELECT count(*) FROM meta") == 2, "no migration on reopen");
     CHECK(q_int(db, "SELECT count(*) FROM runs") == 4 && q_int(db, "SELECT count(*) FROM metrics WHERE run_id = 4") == 1,
           "old data kept, store_close flushed the buffered metric");
@@ -272,14 +272,14 @@ static void test_refuse(void) {
     Store *s = store_open(newer, err, sizeof err);
     store_close(s);
     db = db_open(newer);
-    sqlite3_exec(db, "PRAGMA user_version = 3; UPDATE meta SET value = '3' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';", NULL, NULL, NULL);
     sqlite3_close(db);
-    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "written by a newer hlab") && strstr(err, "schema version 3"),
+    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "written by a newer hlab") && strstr(err, "schema version 4"),
           "a future schema version: %s", err);
     db = db_open(newer);
-    sqlite3_exec(db, "PRAGMA user_version = 2; UPDATE meta SET value = '4' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 3; UPDATE meta SET value = '5' WHERE key = 'schema_version';", NULL, NULL, NULL);
     sqlite3_close(db);
-    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "schema version 4"), "a future meta.schema_version: %s", err);
+    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "schema version 5"), "a future meta.schema_version: %s", err);
 
     write_file(path_in("afile"), "x");
     CHECK(store_open(path_in("afile/sub/hlab.db"), err, sizeof err) == NULL && strstr(err, "afile"),
@@ -299,7 +299,8 @@ static void test_v2(void) {
     store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.5, 10);
     store_close(s);
     sqlite3 *db = db_open(path);   // turn it back into a version-1 file
-    sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN checkpoint; ALTER TABLE runs DROP COLUMN pid; ALTER TABLE runs DROP COLUMN heartbeat;"
+    sqlite3_exec(db, "DROP TABLE benchmarks;"
+                     "ALTER TABLE runs DROP COLUMN checkpoint; ALTER TABLE runs DROP COLUMN pid; ALTER TABLE runs DROP COLUMN heartbeat;"
                      "ALTER TABLE evals DROP COLUMN source;"
                      "PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version';", NULL, NULL, NULL);
     CHECK(q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 0, "a version-1 file made");
@@ -308,8 +309,9 @@ static void test_v2(void) {
     CHECK(s != NULL, "version 1 opens (%s)", err);
     if (!s) return;
     db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 2 && q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 1 &&
-          strcmp(q_text(db, "SELECT source FROM evals"), "train") == 0, "migrated to 2: runs.checkpoint, evals.source 'train' for old rows");
+    CHECK(q_int(db, "PRAGMA user_version") == 3 && q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 1 &&
+          strcmp(q_text(db, "SELECT source FROM evals"), "train") == 0 && q_int(db, "SELECT count(*) FROM benchmarks") == 0,
+          "migrated to 3: runs.checkpoint, evals.source 'train' for old rows, an empty benchmarks table");
     sqlite3_close(db);
     char ck[512] = "";
     CHECK(store_checkpoint_of(s, run, ck, sizeof ck) == 2, "a run without a checkpoint says so");
@@ -358,6 +360,77 @@ static void test_v2(void) {
           q_int(db, "SELECT count FROM evals WHERE source = 'train'") == 10 &&
           strcmp(q_text(db, "SELECT value FROM evals WHERE source = 'train'"), "0.6") == 0,
           "one row per (run, task, split, slice, metric, source); the latest value kept");
+    sqlite3_close(db);
+}
+
+// A version-2 file gains the benchmarks table; rows go in whole (NaN as NULL, axes as JSON SQLite
+// can query), bad rows are refused without writing any, and merging copies them once.
+static void test_v3(void) {
+    test_group("schema v3");
+    char err[1024] = "";
+    const char *path = path_in("v2.db");
+    Store *s = store_open(path, err, sizeof err);
+    RunInfo ri = run_info("exp", "v", 1);
+    store_run_begin(s, &ri, &cfg);
+    store_close(s);
+    sqlite3 *db = db_open(path);   // turn it back into a version-2 file
+    sqlite3_exec(db, "DROP TABLE benchmarks; PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+                 NULL, NULL, NULL);
+    CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'benchmarks'") == 0, "a version-2 file made");
+    sqlite3_close(db);
+    s = store_open(path, err, sizeof err);
+    CHECK(s != NULL, "version 2 opens (%s)", err);
+    if (!s) return;
+    db = db_open(path);
+    CHECK(q_int(db, "PRAGMA user_version") == 3 && q_int(db, "SELECT count(*) FROM benchmarks") == 0 &&
+          q_int(db, "SELECT count(*) FROM runs") == 1, "migrated to 3: benchmarks table, the run kept");
+    CHECK(q_int(db, "SELECT count(*) FROM pragma_table_info('benchmarks') WHERE name IN ('id', 'suite', 'kind', 'arch', 'metric',"
+                    " 'value', 'unit', 'axes', 'created_at', 'code_version', 'host', 'cpu', 'blas_core', 'threads')") == 14,
+          "benchmarks has its 14 columns");
+    sqlite3_close(db);
+
+    BenchRecord rows[3] = {
+        {"suite 1", "train", "mamba2", "tokens_per_s", "tokens/s", 12345.5, "{\"d_model\": 128, \"seq_len\": 256}",
+         "v0.1-test", "testhost", "Test CPU", "Haswell", 2},
+        {NULL, "sgemm", "", "peak_gflops", "GFLOP/s", 99.5, NULL, "v0.1-test", "testhost", "Test CPU", "Haswell", 1},
+        {"suite 1", "decode", "attention", "ms_per_token", "ms", NAN, "{\"tokens\": 4096}", "v0.1-test", "testhost", "Test CPU",
+         "Haswell", 1},
+    };
+    CHECK(store_benchmarks(s, rows, 3) == 0, "3 rows recorded (%s)", store_errmsg(s));
+    BenchRecord bad[2] = {rows[0], rows[0]};
+    bad[1].axes = "{\"d_model\":";
+    CHECK(store_benchmarks(s, bad, 2) == -1 && strstr(store_errmsg(s), "not valid JSON"), "bad axes refused: %s", store_errmsg(s));
+    bad[1].axes = "[1, 2]";
+    CHECK(store_benchmarks(s, bad, 2) == -1 && strstr(store_errmsg(s), "JSON object"), "axes not an object: %s", store_errmsg(s));
+    bad[1] = rows[0];
+    bad[1].metric = "";
+    CHECK(store_benchmarks(s, bad, 2) == -1 && strstr(store_errmsg(s), "kind and a metric"), "row without a metric: %s", store_errmsg(s));
+    store_close(s);
+    db = db_open(path);
+    CHECK(q_int(db, "SELECT count(*) FROM benchmarks") == 3, "a refused batch wrote nothing (3 rows)");
+    CHECK(strcmp(q_text(db, "SELECT suite || '|' || kind || '|' || arch || '|' || metric || '|' || unit || '|' || value || '|' || threads"
+                            " FROM benchmarks WHERE kind = 'train'"), "suite 1|train|mamba2|tokens_per_s|tokens/s|12345.5|2") == 0,
+          "train row read back");
+    CHECK(strcmp(q_text(db, "SELECT json_extract(axes, '$.seq_len') FROM benchmarks WHERE kind = 'train'"), "256") == 0,
+          "axes stored as JSON SQLite can query");
+    CHECK(strcmp(q_text(db, "SELECT axes || '|' || quote(suite) || '|' || quote(arch) FROM benchmarks WHERE kind = 'sgemm'"),
+                 "{}|NULL|NULL") == 0, "missing axes are '{}', empty suite and arch NULL");
+    CHECK(strcmp(q_text(db, "SELECT quote(value) FROM benchmarks WHERE kind = 'decode'"), "NULL") == 0, "a NaN value is NULL");
+    const char *at = q_text(db, "SELECT created_at FROM benchmarks WHERE kind = 'train'");
+    CHECK(strlen(at) == 20 && at[10] == 'T' && at[19] == 'Z', "created_at UTC ISO-8601: %s", at);
+    CHECK(strcmp(q_text(db, "SELECT code_version || '|' || host || '|' || cpu || '|' || blas_core FROM benchmarks WHERE kind = 'sgemm'"),
+                 "v0.1-test|testhost|Test CPU|Haswell") == 0, "machine columns");
+    sqlite3_close(db);
+
+    // merging: the rows are copied once, however often the same store is merged
+    const char *into = path_in("v3-merged.db");
+    s = store_open(into, err, sizeof err);
+    long copied = 0, skipped = 0;
+    int rc1 = store_merge(s, path, &copied, &skipped), rc2 = store_merge(s, path, &copied, &skipped);
+    store_close(s);
+    db = db_open(into);
+    CHECK(rc1 == 0 && rc2 == 0 && q_int(db, "SELECT count(*) FROM benchmarks") == 3 && q_int(db, "SELECT count(*) FROM runs") == 1,
+          "merged twice: 3 benchmark rows and 1 run, nothing duplicated");
     sqlite3_close(db);
 }
 
@@ -419,7 +492,7 @@ static void test_concurrent(void) {
     CHECK(q_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND ended_at IS NOT NULL") == NCHILD * NRUNS, "every run done");
     CHECK(q_int(db, "SELECT count(*) FROM (SELECT variant FROM runs GROUP BY variant HAVING count(*) = 50)") == NCHILD &&
           q_int(db, "SELECT count(*) FROM experiments") == 1, "50 runs per process, one shared experiment row");
-    CHECK(q_int(db, "PRAGMA user_version") == 2 && strcmp(q_text(db, "SELECT group_concat(value) FROM meta"), "2") == 0,
+    CHECK(q_int(db, "PRAGMA user_version") == 3 && strcmp(q_text(db, "SELECT group_concat(value) FROM meta"), "3") == 0,
           "schema created exactly once");
     CHECK(strcmp(q_text(db, "PRAGMA integrity_check"), "ok") == 0, "integrity_check ok");
     sqlite3_close(db);
@@ -468,6 +541,7 @@ int main(void) {
     test_reopen();
     test_refuse();
     test_v2();
+    test_v3();
     test_concurrent();
     test_wait_for_lock();
     char cmd[128];
