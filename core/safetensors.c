@@ -317,6 +317,17 @@ int st_read(StFile *f, const char *path, char *err, size_t errcap) {
     return 0;
 }
 
+int st_read_mem(StFile *f, const void *bytes, size_t n, const char *name, char *err, size_t errcap) {
+    memset(f, 0, sizeof *f);
+    // An allocation of exactly n bytes: under AddressSanitizer any read past the end of the
+    // file is caught, where read_all's alignment padding would hide a short over-read.
+    unsigned char *copy = xmalloc(n ? n : 1);
+    if (n) memcpy(copy, bytes, n);
+    f->alloc_ = copy; f->bytes = copy; f->size = n;
+    if (parse_file(f, name, err, errcap) != 0) { st_free(f); return -1; }
+    return 0;
+}
+
 const StTensor *st_find(const StFile *f, const char *name) {
     int lo = 0, hi = f->n - 1;
     while (lo <= hi) {

@@ -52,6 +52,9 @@ typedef struct StFile {
 // mis-sized or overlapping data_offsets, duplicate or over-long names. Returns 0, or -1 with
 // "PATH: what is wrong" in err (and *f empty, safe to st_free).
 int st_read(StFile *f, const char *path, char *err, size_t errcap);
+// The same from n bytes in memory (copied, so the caller may free them); `name` stands for the
+// path in messages. For fuzzing, and for files that arrive other than from disk.
+int st_read_mem(StFile *f, const void *bytes, size_t n, const char *name, char *err, size_t errcap);
 const StTensor *st_find(const StFile *f, const char *name);   // NULL if absent
 const char *st_meta(const StFile *f, const char *key);        // NULL if absent
 void st_free(StFile *f);
