@@ -90,7 +90,7 @@ $(HLAB_SAN): $(LIB_OBJ_S) $(OBJDIR)/s/core/main.o
 # instrumentation. `make fuzz` builds them; `make fuzz-smoke` runs each for FUZZ_SECONDS.
 FUZZ_CC      = clang
 FUZZ_FLAGS   = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-               -std=c11 -D_GNU_SOURCE -fopenmp -Wno-unused-command-line-argument -Icore -Iblocks -I$(OBJDIR)
+               -std=c11 -D_GNU_SOURCE -fopenmp -Wno-unused-command-line-argument -Wno-pass-failed -Icore -Iblocks -I$(OBJDIR)
 FUZZ_TARGETS = $(patsubst fuzz/%.c,$(OBJDIR)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 LIB_OBJ_Z    = $(LIB_SRC:%.c=$(OBJDIR)/z/%.o)
 FUZZ_SECONDS ?= 20

@@ -169,6 +169,10 @@ static int cmd_train(int argc, char **argv) {
     if (!a.positional) bad_usage("train needs a config file%s", "");
     Config c;
     load_config(&c, a.positional, a.sets, a.nsets);
+    // an unwritable checkpoint location is found now, not after the training
+    const char *out = a.out ? a.out : cfg_str(&c, "train.checkpoint");
+    char emsg[1200];
+    if (out[0] && outfile_check(out, emsg, sizeof emsg) != 0) die_input("%s", emsg);
     TrainOptions o = {.db = a.db, .init = a.init, .out = a.out, .quiet = a.quiet, .experiment = "", .variant = ""};
     int rc = train_main(&c, &o);
     config_free(&c);

@@ -103,58 +103,26 @@ static JsonBuf build_header(const StTensor *t, int n, const char *const *mk, con
     return h;
 }
 
-// fsync the directory holding path, so the rename itself survives a crash.
-static int fsync_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? xstrdup(path) : xstrdup(".");
-    if (slash) dir[slash == path ? 1 : slash - path] = 0;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY), rc = -1;
-    if (fd >= 0) {
-        rc = fsync(fd);
-        if (rc != 0 && errno == EINVAL) rc = 0;   // some file systems cannot sync directories
-        int e = errno; close(fd); errno = e;
-    }
-    free(dir);
-    return rc;
-}
-
 int st_write(const char *path, const StTensor *t, int n, const char *const *meta_keys,
              const char *const *meta_vals, int nmeta, char *err, size_t errcap) {
     if (n < 0 || nmeta < 0) return errf(err, errcap, "%s: negative tensor or metadata count", path);
     if (check_for_write(path, t, n, err, errcap) != 0) return -1;
     JsonBuf h = build_header(t, n, meta_keys, meta_vals, nmeta);
-    size_t tmplen = strlen(path) + 32;
-    char *tmp = xmalloc(tmplen);
-    snprintf(tmp, tmplen, "%s.tmp.%ld", path, (long)getpid());
-
-    const char *step = "create";
-    FILE *f = fopen(tmp, "wb");
-    if (!f) goto fail;
+    // the temporary, fsync and rename (and a device or FIFO written directly): see OutFile
+    OutFile o;
+    if (outfile_open(&o, path, err, errcap) != 0) { free(h.s); return -1; }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
-    step = "write";
-    if (fwrite(len8, 1, 8, f) != 8 || fwrite(h.s, 1, h.len, f) != h.len) goto fail;
-    for (int i = 0; i < n; i++)
-        if (t[i].nbytes && fwrite(t[i].data, 1, t[i].nbytes, f) != t[i].nbytes) goto fail;
-    if (fflush(f) != 0) goto fail;
-    step = "fsync";
-    if (fsync(fileno(f)) != 0) goto fail;
-    step = "close";
-    int closed = fclose(f);
-    f = NULL;
-    if (closed != 0) goto fail;
-    step = "rename";
-    if (rename(tmp, path) != 0) goto fail;
-    free(tmp); free(h.s);
-    if (fsync_dir(path) != 0) return errf(err, errcap, "%s: written, but syncing its directory failed: %s", path, strerror(errno));
-    return 0;
-fail:;
-    int e = errno;   // before fclose/unlink can change it
-    if (f) fclose(f);
-    unlink(tmp);
-    errf(err, errcap, "%s: cannot %s %s: %s", path, step, strcmp(step, "rename") ? tmp : "over the old file", strerror(e));
-    free(tmp); free(h.s);
-    return -1;
+    int ok = fwrite(len8, 1, 8, o.f) == 8 && fwrite(h.s, 1, h.len, o.f) == h.len;
+    for (int i = 0; ok && i < n; i++) ok = !t[i].nbytes || fwrite(t[i].data, 1, t[i].nbytes, o.f) == t[i].nbytes;
+    free(h.s);
+    if (!ok) {
+        int e = errno;   // before outfile_abort can change it
+        errf(err, errcap, "%s: cannot write %s: %s", path, o.direct ? "it" : o.tmp, strerror(e));
+        outfile_abort(&o);
+        return -1;
+    }
+    return outfile_commit(&o, err, errcap);
 }
 
 // ---- reading ----

@@ -29,6 +29,7 @@ size_t st_dtype_size(const char *dtype);
 // PATH.tmp.<pid>, fwrite, fflush, fsync, rename over PATH, fsync the directory. On any failure
 // the temporary is removed and an existing PATH is left untouched (except when only the final
 // directory fsync fails: PATH is then already replaced, but the error is still reported).
+// A FIFO or device at PATH is written directly, a directory refused (common.h, OutFile).
 // The tensors are checked first (known dtype, nbytes = numel * element size, unique names of
 // 1..159 bytes, not "__metadata__"). Returns 0, or -1 with a message in err.
 int st_write(const char *path, const StTensor *t, int n, const char *const *meta_keys,
