@@ -407,7 +407,13 @@ static void config_init(Config *c, const char *name, const KeySpec *const *table
     for (int t = 0; tables && tables[t]; t++)
         for (const KeySpec *s = tables[t]; s->path; s++) c->v[k++].spec = s;
     // Two tables declaring one path, or a path that is also a section, are table bugs: the
-    // canonical YAML could not represent them.
+    // canonical YAML could not represent them. The check is quadratic in the number of keys
+    // (most of a load's time), so it runs once per set of tables, not at every load.
+    // (A list on the stack may reuse an address, so its first table and size are compared too.)
+    static const KeySpec *const *checked;
+    static const KeySpec *checked_first;
+    static int checked_n = -1;
+    if (tables && tables == checked && tables[0] == checked_first && n == checked_n) return;
     for (int i = 0; i < n; i++) {
         const char *a = c->v[i].spec->path;
         if (strlen(a) >= PATH_CAP) die("config: key path too long: %s", a);
@@ -419,6 +425,7 @@ static void config_init(Config *c, const char *name, const KeySpec *const *table
                 die("config: %s and %s: a key cannot also be a section", a, b);
         }
     }
+    checked = tables; checked_first = tables ? tables[0] : NULL; checked_n = n;
 }
 
 void config_free(Config *c) {
