@@ -364,4 +364,10 @@ check "runs --where with DROP TABLE: nothing dropped ($rc, $n runs)" "[ $rc = 0 
 v=$(sqlite3 "$tmp/rep.db" "select value_text from params where key = 'name' order by run_id limit 1")
 check "a config string is stored as it was written ($v)" "[ '$v' = '<img src=x onerror=alert(1)>' ]"
 
+# merge reads exactly the file named, whatever its name means in a SQLite URI ('?', '#', '%41')
+cp "$tmp/rep.db" "$tmp/e%41 q?x#y.db"; cp "$tmp/runs.db" "$tmp/eA q"
+$S merge "$tmp/e%41 q?x#y.db" -o "$tmp/merged.db" > "$tmp/out" 2>&1; rc=$?
+n=$(sqlite3 "$tmp/merged.db" "select count(*) from runs" 2> /dev/null)
+check "merge of a store named 'e%41 q?x#y.db': its own 2 runs ($rc, $n)" "[ $rc = 0 ] && [ '$n' = 2 ]"
+
 echo "$pass passed, $fail failed"
