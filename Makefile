@@ -109,6 +109,9 @@ fuzz: $(FUZZ_TARGETS)
 fuzz-smoke: fuzz
 	@fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# tests/test_fuzz_replay.c includes the fuzz targets
+$(OBJDIR)/tests/test_fuzz_replay $(OBJDIR)/stests/test_fuzz_replay: $(wildcard fuzz/fuzz_*.c)
+
 # The code version every run records: build/version.h changes only when `git describe` does,
 # and only core/machine.c includes it.
 VERSION_H = $(OBJDIR)/version.h

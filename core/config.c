@@ -725,11 +725,17 @@ int cfg_is_changed(const Config *c, const char *path) {
 // canonical YAML and hashing
 
 // Strings are always double-quoted, so "true", "5" or "auto" stay strings when read back.
+// YAML also reads NEL (U+0085), LS (U+2028) and PS (U+2029) as line breaks, which a quoted
+// scalar folds, and drops a byte order mark (U+FEFF): those are escaped, else a value would
+// change on the way round and with it the run identity hashed from this text.
 static void put_quoted(Buf *b, const char *s) {
     bputs(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char e[8];
-        if (*p == '"') bputs(b, "\\\"");
+        if (p[0] == 0xc2 && p[1] == 0x85) { bputs(b, "\\u0085"); p++; }
+        else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) { bputs(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029"); p += 2; }
+        else if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) { bputs(b, "\\ufeff"); p += 2; }
+        else if (*p == '"') bputs(b, "\\\"");
         else if (*p == '\\') bputs(b, "\\\\");
         else if (*p == '\n') bputs(b, "\\n");
         else if (*p == '\t') bputs(b, "\\t");
