@@ -549,11 +549,32 @@ static int syntax_error(const yaml_parser_t *p, const char *file, ConfError *err
     return errat(err, where, NULL, "YAML syntax error: %s%s; %s", problem, ctx, hint);
 }
 
+// libyaml keeps a pending "simple key" for every open [ ] or { } and walks them all at every
+// token, so text nested N levels deep takes time quadratic in N: 16000 levels take 3 s, a 600 KB
+// file of brackets the better part of an hour. No config needs more than a few levels, so more
+// than MAX_FLOW_OPEN opening brackets in one text (counted everywhere, quoted or not, which can
+// only overcount) are refused before libyaml sees them.
+#define MAX_FLOW_OPEN 2000
+static int too_many_brackets(const Config *c, const char *yaml, ConfError *err) {
+    int n = 0, line = 1, col = 1;
+    for (const char *p = yaml; *p; p++, col++) {
+        if (*p == '\n') { line++; col = 0; }
+        if ((*p == '[' || *p == '{') && ++n > MAX_FLOW_OPEN) {
+            char where[400];
+            where_file(where, sizeof where, c->path, line, col);
+            return errat(err, where, NULL, "more than %d '[' and '{' in one file; configs nest a few levels at most "
+                         "(write nested keys as indented lines)", MAX_FLOW_OPEN);
+        }
+    }
+    return 0;
+}
+
 // Parses the YAML text into c (whose keys are already declared). Exactly one document.
 static int load_yaml(Config *c, const char *yaml, ConfError *err) {
     yaml_parser_t parser;
     yaml_document_t doc;
     char where[400];
+    if (too_many_brackets(c, yaml, err)) return -1;
     if (!yaml_parser_initialize(&parser)) die("libyaml: cannot initialise the parser");
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
     if (!yaml_parser_load(&parser, &doc)) {

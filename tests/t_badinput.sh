@@ -68,6 +68,8 @@ printf 'seed: 1\n\0name: x\n' > "$tmp/nul.yaml"
 expect2 "YAML: a NUL byte" "contains a NUL byte" $S info "$tmp/nul.yaml"
 expect2 "YAML: a key given twice" "duplicate key (first at line 2" $S info "$(cfg dup.yaml $'model:\n  d_model: 8\n  d_model: 16\n')"
 expect2 "YAML: an anchor and alias loop" "dupanchor.yaml" $S info "$(cfg dupanchor.yaml $'model: &m\n  attention: *m\n')"
+{ printf 'model: '; head -c 300000 /dev/zero | tr '\0' '['; head -c 300000 /dev/zero | tr '\0' ']'; echo; } > "$tmp/deep.yaml"
+expect2 "YAML: [ ] nested 300000 deep, refused within 20 s (libyaml is quadratic in the depth)" "more than 2000 '[' and '{'" timeout 20 $S info "$tmp/deep.yaml"
 expect2 "YAML: a key that is a mapping" "a key must be a plain name" $S info "$(cfg mapkey.yaml $'? {a: 1}\n: 2\n')"
 
 # ---- unknown keys and wrong structure
