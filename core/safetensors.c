@@ -127,6 +127,19 @@ int st_write(const char *path, const StTensor *t, int n, const char *const *meta
 
 // ---- reading ----
 
+// The header length against the file size: the first check of every file, made before the
+// file is read in, so a 100 GB file that is not a safetensors file is refused rather than
+// allocated.
+static int check_hlen(uint64_t hlen, size_t size, const char *path, char *err, size_t cap) {
+    if (size < 8) return errf(err, cap, "%s: truncated: %zu bytes, too short for the 8-byte header length", path, size);
+    if (hlen > ST_MAX_HEADER)
+        return errf(err, cap, "%s: header length %llu is absurd (more than %d bytes): not a safetensors file?", path, (unsigned long long)hlen, ST_MAX_HEADER);
+    if (hlen > size - 8)
+        return errf(err, cap, "%s: header length %llu exceeds the file (%zu bytes after the length field; truncated file?)",
+                    path, (unsigned long long)hlen, size - 8);
+    return 0;
+}
+
 // Reads the whole file. The buffer is placed so that the data buffer (at 8 + header length)
 // starts 64-byte aligned in memory, which makes tensors of files we wrote naturally aligned.
 static int read_all(StFile *f, const char *path, char *err, size_t cap) {
@@ -137,9 +150,12 @@ static int read_all(StFile *f, const char *path, char *err, size_t cap) {
     size_t size = (size_t)sb.st_size;
     unsigned char len8[8] = {0};
     size_t got = fread(len8, 1, size < 8 ? size : 8, fp);
+    if (got != (size < 8 ? size : 8)) { fclose(fp); return errf(err, cap, "%s: read error: %s", path, strerror(errno)); }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)len8[i] << (8 * i);
-    unsigned char *raw = xmalloc(size + 64);
+    if (check_hlen(hlen, size, path, err, cap) != 0) { fclose(fp); return -1; }
+    unsigned char *raw = size < SIZE_MAX - 64 ? malloc(size + 64) : NULL;
+    if (!raw) { fclose(fp); return errf(err, cap, "%s: cannot hold its %zu bytes in memory", path, size); }
     size_t pad = (64 - ((uintptr_t)raw + 8 + hlen) % 64) % 64;
     unsigned char *bytes = raw + pad;
     memcpy(bytes, len8, got);
@@ -244,14 +260,9 @@ static int check_overlap(const StFile *f, const char *path, char *err, size_t ca
 }
 
 static int parse_file(StFile *f, const char *path, char *err, size_t cap) {
-    if (f->size < 8) return errf(err, cap, "%s: truncated: %zu bytes, too short for the 8-byte header length", path, f->size);
     uint64_t hlen = 0;
-    for (int i = 0; i < 8; i++) hlen |= (uint64_t)f->bytes[i] << (8 * i);
-    if (hlen > ST_MAX_HEADER)
-        return errf(err, cap, "%s: header length %llu is absurd (more than %d bytes): not a safetensors file?", path, (unsigned long long)hlen, ST_MAX_HEADER);
-    if (hlen > f->size - 8)
-        return errf(err, cap, "%s: header length %llu exceeds the file (%zu bytes after the length field; truncated file?)",
-                    path, (unsigned long long)hlen, f->size - 8);
+    for (int i = 0; f->size >= 8 && i < 8; i++) hlen |= (uint64_t)f->bytes[i] << (8 * i);
+    if (check_hlen(hlen, f->size, path, err, cap) != 0) return -1;
     Json root;
     char jerr[256];
     if (json_parse(&root, (const char *)f->bytes + 8, hlen, jerr, sizeof jerr) != 0)

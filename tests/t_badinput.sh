@@ -164,6 +164,9 @@ head -c 100 "$W" > "$tmp/trunc2.st"
 expect2 "safetensors: cut inside the header" "exceeds the file" $S forward "$tmp/trunc2.st" --tokens "$tmp/tok.txt"
 printf '\xff\xff\xff\xff\xff\xff\xff\xff{}' > "$tmp/huge.st"
 expect2 "safetensors: header length 2^64-1" "is absurd" $S generate "$tmp/huge.st" --prompt-tokens 1
+printf '\xff\xff\xff\xff\xff\xff\xff\x7f' > "$tmp/sparse.st"; truncate -s 100G "$tmp/sparse.st"
+expect2 "safetensors: a 100 GB (sparse) file with an absurd header: refused, not read in" "is absurd" $S generate "$tmp/sparse.st" --prompt-tokens 1
+rm -f "$tmp/sparse.st"
 { le64 99999999; printf '{}'; } > "$tmp/huge2.st"
 expect2 "safetensors: header length past the end" "exceeds the file" $S generate "$tmp/huge2.st" --prompt-tokens 1
 mkst "$tmp/past.st" '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}' 8
