@@ -263,7 +263,7 @@ check "--out a directory: exit 2 before training ($rc)" "[ $rc = 2 ] && grep -q 
 # a FIFO (as /dev/stdout or a shell's >(...) are) is written directly, never renamed over
 mkfifo "$tmp/fifo"
 $H train "$T" --db none --out "$tmp/ref.safetensors" --quiet > /dev/null 2>&1
-cat "$tmp/fifo" > "$tmp/fifo.out" & reader=$!
+timeout 30 cat "$tmp/fifo" > "$tmp/fifo.out" & reader=$!   # bounded: a regression must fail, not hang
 $S train "$T" --db none --out "$tmp/fifo" --quiet > "$tmp/out" 2>&1; rc=$?
 wait $reader
 check "--out a FIFO: the checkpoint streams through it, the FIFO stays a FIFO ($rc)" \
@@ -294,7 +294,7 @@ fi
 $S data export "$T" --limit 2 --out "$tmp/adir" > "$tmp/out" 2>&1; rc=$?
 check "data export --out a directory: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'is a directory' '$tmp/out'"
 $H data export "$T" --limit 2 --out "$tmp/ex.jsonl" 2> /dev/null; cp "$tmp/ex.jsonl" "$tmp/ex.copy"
-cat "$tmp/fifo" > "$tmp/fifo.out" & reader=$!
+timeout 30 cat "$tmp/fifo" > "$tmp/fifo.out" & reader=$!   # bounded: a regression must fail, not hang
 $S data export "$T" --limit 2 --out "$tmp/fifo" > "$tmp/out" 2>&1; rc=$?
 wait $reader
 check "data export --out a FIFO: written through it ($rc)" "[ $rc = 0 ] && [ -p '$tmp/fifo' ] && cmp -s '$tmp/fifo.out' '$tmp/ex.jsonl'"
@@ -302,7 +302,7 @@ check "data export --out a FIFO: written through it ($rc)" "[ $rc = 0 ] && [ -p 
 check "data export on a full disk: fails, the old file unchanged ($rc)" "[ $rc = 1 ] && cmp -s '$tmp/ex.jsonl' '$tmp/ex.copy' && grep -q 'cannot' '$tmp/out'"
 $S export runs --db "$tmp/runs.db" --out "$tmp/adir" > "$tmp/out" 2>&1; rc=$?
 check "export --out a directory: exit 2 ($rc)" "[ $rc = 2 ] && grep -q 'is a directory' '$tmp/out'"
-cat "$tmp/fifo" > "$tmp/fifo.out" & reader=$!
+timeout 30 cat "$tmp/fifo" > "$tmp/fifo.out" & reader=$!   # bounded: a regression must fail, not hang
 $S export runs --db "$tmp/runs.db" --out "$tmp/fifo" > "$tmp/out" 2>&1; rc=$?
 wait $reader
 check "export --out a FIFO: the CSV through it ($rc)" "[ $rc = 0 ] && [ -p '$tmp/fifo' ] && grep -q '^id,experiment' '$tmp/fifo.out'"
