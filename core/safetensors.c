@@ -179,6 +179,8 @@ static int parse_tensor(StTensor *t, const Json *key, const Json *v, const unsig
     if (key->len > ST_MAX_NAME)
         return errf(err, cap, "%s: tensor name too long (%zu bytes, at most %d): '%.40s...'", path, key->len, ST_MAX_NAME, key->str);
     if (strlen(key->str) != key->len) return errf(err, cap, "%s: tensor name '%s' contains a NUL character", path, key->str);
+    // (found by fuzz_safetensors: the writer refuses an empty name, so the reader must too)
+    if (key->len == 0) return errf(err, cap, "%s: a tensor has an empty name", path);
     memcpy(t->name, key->str, key->len + 1);
     const char *nm = t->name;
     if (v->type != JSON_OBJECT) return errf(err, cap, "%s: tensor '%s': entry is not an object", path, nm);

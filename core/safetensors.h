@@ -50,7 +50,7 @@ typedef struct StFile {
 
 // Reads and validates `path`. Hostile input gives an error, never a crash: bad or absurd header
 // length, truncation, JSON errors, unknown dtypes, bad shapes (overflow-checked), out-of-bounds,
-// mis-sized or overlapping data_offsets, duplicate or over-long names. Returns 0, or -1 with
+// mis-sized or overlapping data_offsets, duplicate, empty or over-long names. Returns 0, or -1 with
 // "PATH: what is wrong" in err (and *f empty, safe to st_free).
 int st_read(StFile *f, const char *path, char *err, size_t errcap);
 // The same from n bytes in memory (copied, so the caller may free them); `name` stands for the

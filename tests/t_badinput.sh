@@ -205,6 +205,8 @@ mkst "$tmp/dupn.st" '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"
 expect2 "safetensors: a tensor name twice" "duplicate tensor name 'a'" $S generate "$tmp/dupn.st" --prompt-tokens 1
 mkst "$tmp/nuln.st" '{"a\u0000b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}' 8
 expect2 "safetensors: a NUL in a tensor name" "contains a NUL character" $S generate "$tmp/nuln.st" --prompt-tokens 1
+mkst "$tmp/emptyn.st" '{"":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}' 8
+expect2 "safetensors: an empty tensor name" "a tensor has an empty name" $S generate "$tmp/emptyn.st" --prompt-tokens 1
 mkst "$tmp/longn.st" "{\"$(printf 'n%.0s' $(seq 400))\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}" 8
 expect2 "safetensors: a 400-byte tensor name" "tensor name too long" $S generate "$tmp/longn.st" --prompt-tokens 1
 mkst "$tmp/meta.st" '{"__metadata__":{"hlab.config":5}}' 0
