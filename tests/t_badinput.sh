@@ -18,7 +18,7 @@ source "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1 LC_ALL=C
 # the sanitizer build when it is there: a crash that still exits 2 is caught
 S="$PWD/build/hlab-san"
-if [ -x "$S" ] && [ "$S" -nt core/main.c ]; then echo "(bad inputs run under build/hlab-san: ASan + UBSan)"; else S=$H; echo "(build/hlab-san missing or stale: bad inputs run under ./hlab)"; fi
+if [ -x "$S" ] && ! [ "$H" -nt "$S" ]; then echo "(bad inputs run under build/hlab-san: ASan + UBSan)"; else S=$H; echo "(build/hlab-san missing or stale: bad inputs run under ./hlab)"; fi
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 nbad=0
 
@@ -70,6 +70,8 @@ expect2 "YAML: a key given twice" "duplicate key (first at line 2" $S info "$(cf
 expect2 "YAML: an anchor and alias loop" "dupanchor.yaml" $S info "$(cfg dupanchor.yaml $'model: &m\n  attention: *m\n')"
 { printf 'model: '; head -c 300000 /dev/zero | tr '\0' '['; head -c 300000 /dev/zero | tr '\0' ']'; echo; } > "$tmp/deep.yaml"
 expect2 "YAML: [ ] nested 300000 deep, refused within 20 s (libyaml is quadratic in the depth)" "more than 2000 '[' and '{'" timeout 20 $S info "$tmp/deep.yaml"
+{ printf 'name: deep\nvariants: '; head -c 300000 /dev/zero | tr '\0' '{'; head -c 300000 /dev/zero | tr '\0' '}'; echo; } > "$tmp/deepexp.yaml"
+expect2 "experiment: { } nested 300000 deep, refused within 20 s" "more than 2000 '[' and '{'" timeout 20 $S sweep "$tmp/deepexp.yaml" --dry-run
 expect2 "YAML: a key that is a mapping" "a key must be a plain name" $S info "$(cfg mapkey.yaml $'? {a: 1}\n: 2\n')"
 
 # ---- unknown keys and wrong structure
