@@ -210,6 +210,7 @@ static int cmd_merge(int argc, char **argv) {
             out = argv[++i];
         } else if (argv[i][0] == '-') bad_usage("unknown option \"%s\" for merge", argv[i]);
         else if (n < MAX_POSITIONAL) in[n++] = argv[i];
+        else bad_usage("merge: more than 256 input stores (merge them in rounds), at \"%s\"", argv[i]);
     }
     if (!out || n == 0) bad_usage("merge needs input stores and -o OUT.db%s", "");
     for (int i = 0; i < n; i++)

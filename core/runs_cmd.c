@@ -36,7 +36,11 @@ static int add_filters(Query *q, const RunsOptions *o, char *err, size_t cap) {
         for (const char *p = w; *p && !at; p++)
             for (int k = 0; ops[k]; k++)
                 if (!strncmp(p, ops[k], strlen(ops[k]))) { at = p; op = ops[k]; break; }
-        if (!at || at == w || q->n + 2 > MAX_BIND) {
+        if (q->n + 2 > MAX_BIND) {
+            snprintf(err, cap, "--where \"%s\": too many filters (at most %d --where)", w, (MAX_BIND - 3) / 2);
+            return -1;
+        }
+        if (!at || at == w) {
             snprintf(err, cap, "--where \"%s\": expected KEY<op>VALUE with op one of = != < <= > >=, e.g. model.d_model>=128", w);
             return -1;
         }

@@ -249,6 +249,8 @@ expect2 "an option without its value" "option --db needs a value" $S train "$T" 
 expect2 "an unknown option" "unknown option \"--bogus\"" $S train "$T" --bogus 1
 expect2 "an unknown command" "unknown command \"trian\"" $S trian "$T"
 expect2 "--where without an operator" "expected KEY<op>VALUE" $S runs --db "$tmp/runs.db" --where model.d_model
+expect2 "--where 45 times" "too many filters (at most 38 --where)" $S runs --db "$tmp/runs.db" $(for i in $(seq 45); do echo --where seed=1; done)
+expect2 "merge of 300 stores (silently dropped beyond 256 before)" "more than 256 input stores" $S merge $(for i in $(seq 300); do echo "$tmp/runs.db"; done) -o "$tmp/m300.db"
 expect2 "bench with an unknown measurement" "bench needs what to measure" $S bench flops
 
 echo "bad inputs checked: $nbad"
