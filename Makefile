@@ -80,17 +80,49 @@ $(OBJDIR)/stests/dtest_%: tests/dtest_%.c $(LIB_OBJ_SD) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -DHLAB_DOUBLE -Itests -o $@ $< $(LIB_OBJ_SD) $(LDLIBS)
 
+# hlab itself under AddressSanitizer + UBSan (the unit tests' objects): tests/t_badinput.sh feeds
+# it every bad input, so a crash or an out-of-bounds read is a failure even when it exits 2.
+HLAB_SAN = $(OBJDIR)/hlab-san
+$(HLAB_SAN): $(LIB_OBJ_S) $(OBJDIR)/s/core/main.o
+	$(CC) $(filter-out -O3,$(CFLAGS)) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+# libFuzzer targets (fuzz/README.md): clang builds the library again with coverage
+# instrumentation. `make fuzz` builds them; `make fuzz-smoke` runs each for FUZZ_SECONDS.
+FUZZ_CC      = clang
+FUZZ_FLAGS   = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -std=c11 -D_GNU_SOURCE -fopenmp -Wno-unused-command-line-argument -Wno-pass-failed -Icore -Iblocks -I$(OBJDIR)
+FUZZ_TARGETS = $(patsubst fuzz/%.c,$(OBJDIR)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+LIB_OBJ_Z    = $(LIB_SRC:%.c=$(OBJDIR)/z/%.o)
+FUZZ_SECONDS ?= 20
+.PHONY: fuzz fuzz-smoke
+.SECONDARY: $(LIB_OBJ_Z)
+FUZZ_DEPS_STAMP = $(OBJDIR)/.deps-fuzz
+$(FUZZ_DEPS_STAMP): $(DEPS_STAMP)
+	@$(call INSTALL_MISSING,clang)
+$(OBJDIR)/z/%.o: %.c $(HDRS) | $(FUZZ_DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(OBJDIR)/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_OBJ_Z) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJ_Z) $(LDLIBS)
+fuzz: $(FUZZ_TARGETS)
+fuzz-smoke: fuzz
+	@fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# tests/test_fuzz_replay.c includes the fuzz targets
+$(OBJDIR)/tests/test_fuzz_replay $(OBJDIR)/stests/test_fuzz_replay: $(wildcard fuzz/fuzz_*.c)
+
 # The code version every run records: build/version.h changes only when `git describe` does,
 # and only core/machine.c includes it.
 VERSION_H = $(OBJDIR)/version.h
 .PHONY: FORCE
 $(VERSION_H): FORCE | $(DEPS_STAMP)
 	@v='#define HLAB_VERSION "$(HLAB_VERSION)"'; [ -f $@ ] && [ "$$(cat $@)" = "$$v" ] || echo "$$v" > $@
-$(OBJDIR)/f/core/machine.o $(OBJDIR)/d/core/machine.o $(OBJDIR)/s/core/machine.o $(OBJDIR)/sd/core/machine.o: $(VERSION_H)
+$(OBJDIR)/f/core/machine.o $(OBJDIR)/d/core/machine.o $(OBJDIR)/s/core/machine.o $(OBJDIR)/sd/core/machine.o $(OBJDIR)/z/core/machine.o: $(VERSION_H)
 
 # The whole suite: unit tests, gradient checks, end-to-end shell tests, and the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: all deps-test $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN)
+test: all deps-test $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN) $(HLAB_SAN)
 	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS) $(STEST_BIN)
 
 test-fast: all deps-test $(TEST_BIN) $(DTEST_BIN)
@@ -111,4 +143,4 @@ bench: all
 	@echo "open reports/bench/report.html in a browser, or read reports/bench/report.md"
 
 clean:
-	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/sd $(OBJDIR)/tests $(OBJDIR)/stests hlab
+	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/sd $(OBJDIR)/z $(OBJDIR)/tests $(OBJDIR)/stests $(OBJDIR)/fuzz $(HLAB_SAN) hlab

@@ -39,6 +39,24 @@ size_t alloc_touched_bytes(void);
 // when a component exists but is not a directory).
 int mkdir_p(const char *dir);
 
+// An output file that never leaves a partial file in place of a good one: the data goes to
+// PATH.tmp.PID beside PATH and, once complete, is flushed, fsynced and renamed over PATH (then
+// the directory is fsynced). A failure at any step removes the temporary and leaves PATH as it
+// was. When PATH exists and is not a regular file (a FIFO, /dev/stdout, /dev/null, /dev/full,
+// a shell's >(...)), the data is written to it directly: renaming would replace the special
+// file itself, which as root destroys /dev/null. A directory is refused.
+typedef struct { FILE *f; char *path, *tmp; int direct; } OutFile;
+// Opens PATH for writing (above). Returns 0, or -1 with "PATH: what is wrong" in err.
+int outfile_open(OutFile *o, const char *path, char *err, size_t cap);
+// Completes the file (flush, fsync, rename). Returns 0, or -1 with err (the temporary removed).
+int outfile_commit(OutFile *o, char *err, size_t cap);
+// Gives up: closes and removes the temporary.
+void outfile_abort(OutFile *o);
+// Whether PATH could be written, checked before hours of work rather than after: not a
+// directory, and a temporary can be created beside it (it is removed again); a special file
+// must be writable. Returns 0, or -1 with err.
+int outfile_check(const char *path, char *err, size_t cap);
+
 // SplitMix64-seeded xoshiro256**: fast, good, and identical on every machine.
 typedef struct { uint64_t s[4]; } Rng;
 void rng_seed(Rng *r, uint64_t seed);

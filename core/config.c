@@ -407,7 +407,13 @@ static void config_init(Config *c, const char *name, const KeySpec *const *table
     for (int t = 0; tables && tables[t]; t++)
         for (const KeySpec *s = tables[t]; s->path; s++) c->v[k++].spec = s;
     // Two tables declaring one path, or a path that is also a section, are table bugs: the
-    // canonical YAML could not represent them.
+    // canonical YAML could not represent them. The check is quadratic in the number of keys
+    // (most of a load's time), so it runs once per set of tables, not at every load.
+    // (A list on the stack may reuse an address, so its first table and size are compared too.)
+    static const KeySpec *const *checked;
+    static const KeySpec *checked_first;
+    static int checked_n = -1;
+    if (tables && tables == checked && tables[0] == checked_first && n == checked_n) return;
     for (int i = 0; i < n; i++) {
         const char *a = c->v[i].spec->path;
         if (strlen(a) >= PATH_CAP) die("config: key path too long: %s", a);
@@ -419,6 +425,7 @@ static void config_init(Config *c, const char *name, const KeySpec *const *table
                 die("config: %s and %s: a key cannot also be a section", a, b);
         }
     }
+    checked = tables; checked_first = tables ? tables[0] : NULL; checked_n = n;
 }
 
 void config_free(Config *c) {
@@ -542,11 +549,32 @@ static int syntax_error(const yaml_parser_t *p, const char *file, ConfError *err
     return errat(err, where, NULL, "YAML syntax error: %s%s; %s", problem, ctx, hint);
 }
 
+// libyaml keeps a pending "simple key" for every open [ ] or { } and walks them all at every
+// token, so text nested N levels deep takes time quadratic in N: 16000 levels take 3 s, a 600 KB
+// file of brackets the better part of an hour. No config needs more than a few levels, so more
+// than MAX_FLOW_OPEN opening brackets in one text (counted everywhere, quoted or not, which can
+// only overcount) are refused before libyaml sees them.
+#define MAX_FLOW_OPEN 2000
+static int too_many_brackets(const Config *c, const char *yaml, ConfError *err) {
+    int n = 0, line = 1, col = 1;
+    for (const char *p = yaml; *p; p++, col++) {
+        if (*p == '\n') { line++; col = 0; }
+        if ((*p == '[' || *p == '{') && ++n > MAX_FLOW_OPEN) {
+            char where[400];
+            where_file(where, sizeof where, c->path, line, col);
+            return errat(err, where, NULL, "more than %d '[' and '{' in one file; configs nest a few levels at most "
+                         "(write nested keys as indented lines)", MAX_FLOW_OPEN);
+        }
+    }
+    return 0;
+}
+
 // Parses the YAML text into c (whose keys are already declared). Exactly one document.
 static int load_yaml(Config *c, const char *yaml, ConfError *err) {
     yaml_parser_t parser;
     yaml_document_t doc;
     char where[400];
+    if (too_many_brackets(c, yaml, err)) return -1;
     if (!yaml_parser_initialize(&parser)) die("libyaml: cannot initialise the parser");
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
     if (!yaml_parser_load(&parser, &doc)) {
@@ -718,11 +746,17 @@ int cfg_is_changed(const Config *c, const char *path) {
 // canonical YAML and hashing
 
 // Strings are always double-quoted, so "true", "5" or "auto" stay strings when read back.
+// YAML also reads NEL (U+0085), LS (U+2028) and PS (U+2029) as line breaks, which a quoted
+// scalar folds, and drops a byte order mark (U+FEFF): those are escaped, else a value would
+// change on the way round and with it the run identity hashed from this text.
 static void put_quoted(Buf *b, const char *s) {
     bputs(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char e[8];
-        if (*p == '"') bputs(b, "\\\"");
+        if (p[0] == 0xc2 && p[1] == 0x85) { bputs(b, "\\u0085"); p++; }
+        else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) { bputs(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029"); p += 2; }
+        else if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) { bputs(b, "\\ufeff"); p += 2; }
+        else if (*p == '"') bputs(b, "\\\"");
         else if (*p == '\\') bputs(b, "\\\\");
         else if (*p == '\n') bputs(b, "\\n");
         else if (*p == '\t') bputs(b, "\\t");

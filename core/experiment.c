@@ -244,6 +244,17 @@ int experiment_load(Experiment *e, const char *path, ConfError *err) {
     e->path = xstrdup(path);
     FILE *f = fopen(path, "rb");
     if (!f) { snprintf(err->msg, sizeof err->msg, "%s: cannot read the experiment file", path); return -1; }
+    // libyaml takes time quadratic in the nesting depth of [ ] and { } (see config.c): a file
+    // with more opening brackets than any experiment needs is refused before it is parsed
+    int ch, nopen = 0;
+    while ((ch = getc(f)) != EOF) nopen += ch == '[' || ch == '{';
+    rewind(f);
+    if (nopen > 2000) {
+        snprintf(err->msg, sizeof err->msg, "%s: more than 2000 '[' and '{' in one file; experiments nest a few levels at most", path);
+        fclose(f);
+        experiment_free(e);
+        return -1;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_parser_initialize(&parser);

@@ -26,15 +26,16 @@ int data_export(const Config *c, int split, long limit, const char *out) {
     if (!st) { fprintf(stderr, "hlab: %s\n", err.msg); return EXIT_BADINPUT; }
 
     int to_stdout = !out || !strcmp(out, "-");
-    char tmp[4096];
+    char emsg[1200];
+    OutFile of = {0};
     FILE *f = stdout;
     if (!to_stdout) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-        if (!(f = fopen(tmp, "w"))) {
-            fprintf(stderr, "hlab: cannot write %s: %s\n", tmp, strerror(errno));
+        if (outfile_open(&of, out, emsg, sizeof emsg) != 0) {
+            fprintf(stderr, "hlab: %s\n", emsg);
             task->close(st);
             return EXIT_BADINPUT;
         }
+        f = of.f;
     }
     long n = task->size(st, split);
     if (limit > 0 && limit < n) n = limit;
@@ -56,11 +57,8 @@ int data_export(const Config *c, int split, long limit, const char *out) {
     task->close(st);
     if (to_stdout) return fflush(stdout) == 0 ? 0 : EXIT_FAIL;
     // the file replaces `out` only once it is complete and on disk
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, out) != 0) {
-        fprintf(stderr, "hlab: cannot write %s: %s\n", out, strerror(errno));
-        unlink(tmp);
+    if (outfile_commit(&of, emsg, sizeof emsg) != 0) {
+        fprintf(stderr, "hlab: %s\n", emsg);
         return EXIT_FAIL;
     }
     fprintf(stderr, "wrote %ld %s examples of %s to %s\n", n, split_names[split], task->name, out);

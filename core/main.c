@@ -186,6 +186,10 @@ static int cmd_train(int argc, char **argv) {
     if (!a.positional) bad_usage("train needs a config file%s", "");
     Config c;
     load_config(&c, a.positional, a.sets, a.nsets);
+    // an unwritable checkpoint location is found now, not after the training
+    const char *out = a.out ? a.out : cfg_str(&c, "train.checkpoint");
+    char emsg[1200];
+    if (out[0] && outfile_check(out, emsg, sizeof emsg) != 0) die_input("%s", emsg);
     int rc = train_main(&c, &o);
     config_free(&c);
     return rc;
@@ -222,6 +226,7 @@ static int cmd_merge(int argc, char **argv) {
             out = argv[++i];
         } else if (argv[i][0] == '-') bad_usage("unknown option \"%s\" for merge", argv[i]);
         else if (n < MAX_POSITIONAL) in[n++] = argv[i];
+        else bad_usage("merge: more than 256 input stores (merge them in rounds), at \"%s\"", argv[i]);
     }
     if (!out || n == 0) bad_usage("merge needs input stores and -o OUT.db%s", "");
     for (int i = 0; i < n; i++)

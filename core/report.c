@@ -9,6 +9,7 @@
 #include "report_data.h"
 #include "common.h"
 #include "store.h"
+#include <errno.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -397,11 +398,13 @@ static void provenance(Report *R, const ReportOptions *o) {
                       "training step uses (parameters, gradients, AdamW moments, activations), allocated once at start-up.");
 }
 
-static void write_runs_csv(Report *R) {
+// Returns 0, or -1 when the file could not be written completely (a full disk): the report
+// then fails rather than being committed with half a table.
+static int write_runs_csv(Report *R) {
     char path[4400];
     snprintf(path, sizeof path, "%s/runs.csv", R->doc.dir);
     FILE *f = fopen(path, "w");
-    if (!f) return;
+    if (!f) return -1;
     fprintf(f, "variant,point,lr,seed,run_id,status,task,split,metric,value,params_total,params_active,tokens_per_second,memory_mb,train_seconds,code_version\n");
     for (int i = 0; i < R->nplan; i++) {
         const RunData *r = &R->run[i];
@@ -415,7 +418,9 @@ static void write_runs_csv(Report *R) {
                     v ? v->value : NAN, r->params_total, r->params_active, r->tps, r->mem_mb, r->train_s, r->code);
         }
     }
-    fclose(f);
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    return bad ? -1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,7 +482,8 @@ int report_main(const ReportOptions *o) {
     }
     build_groups(&R);
 
-    if (doc_open(&R.doc, outdir, e.name, msg, sizeof msg) != 0) { fprintf(stderr, "hlab: report: %s\n", msg); rc = EXIT_FAIL; goto out; }
+    int dr = doc_open(&R.doc, outdir, e.name, msg, sizeof msg);
+    if (dr != 0) { fprintf(stderr, "hlab: report: %s\n", msg); rc = dr == -2 ? EXIT_BADINPUT : EXIT_FAIL; goto out; }
     char plotdir[4400];
     snprintf(plotdir, sizeof plotdir, "%s/plots", R.doc.dir);
     plot_init(&R.plots, plotdir);
@@ -499,7 +505,12 @@ int report_main(const ReportOptions *o) {
     report_axis_plots(&R);
     report_curves(&R);
     provenance(&R, o);
-    write_runs_csv(&R);
+    if (write_runs_csv(&R) != 0) {
+        fprintf(stderr, "hlab: report: cannot write %s/runs.csv: %s\n", R.doc.dir, strerror(errno));
+        doc_abort(&R.doc);
+        rc = EXIT_FAIL;
+        goto out;
+    }
     if (doc_commit(&R.doc, msg, sizeof msg) != 0) { fprintf(stderr, "hlab: report: %s\n", msg); rc = EXIT_FAIL; goto out; }
     if (!o->quiet)
         printf("report: %s/report.md and %s/report.html (%d of %d runs, %d plots%s)\n", outdir, outdir, found, n, R.nplots,

@@ -1,6 +1,7 @@
 // report_doc.c: the Markdown + HTML document writer of `hlab report` (see report_doc.h).
 #include "report_doc.h"
 #include "common.h"
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdarg.h>
@@ -36,17 +37,47 @@ static void html_inline(FILE *f, const char *s) {
     if (bold) fputs("</b>", f);
 }
 
-// Markdown table cells: '|' would end the cell, a newline the row.
-static void md_cell(FILE *f, const char *s) {
+// Markdown text: a '<' outside `code` is backslash-escaped, so text from a config or an
+// experiment file (a name, a description, a claim) cannot become raw HTML in a Markdown viewer
+// that renders it (CommonMark shows \< as <). In table cells (cell = 1) a '|' would end the
+// cell and a newline the row.
+static void md_text(FILE *f, const char *s, int cell) {
+    int code = 0;
     for (; *s; s++) {
-        if (*s == '|') fputs("\\|", f);
-        else if (*s == '\n') fputc(' ', f);
+        if (*s == '`') code = !code;
+        if (cell && *s == '|') fputs("\\|", f);
+        else if (cell && *s == '\n') fputc(' ', f);
+        else if (*s == '<' && !code) fputs("\\<", f);
         else fputc(*s, f);
     }
+}
+static void md_cell(FILE *f, const char *s) { md_text(f, s, 1); }
+
+// An existing --out may only be replaced when it is an earlier report (or empty): anything else
+// (a home directory, a device such as /dev/null) would be moved aside and removed by
+// doc_commit. Returns 0 if out may be used.
+static int check_out(const char *out, char *err, size_t cap) {
+    struct stat st;
+    if (stat(out, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, cap, "%s exists and is not a directory; give a new directory (or an earlier report) as --out", out);
+        return -1;
+    }
+    char path[4300];
+    snprintf(path, sizeof path, "%s/report.md", out);
+    if (access(path, F_OK) == 0) return 0;
+    DIR *d = opendir(out);
+    int entries = 0;
+    for (struct dirent *e; d && (e = readdir(d));) entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d) closedir(d);
+    if (d && entries == 0) return 0;
+    snprintf(err, cap, "%s exists and is not an hlab report (no report.md in it); refusing to replace it: give another --out", out);
+    return -1;
 }
 
 int doc_open(Doc *d, const char *out, const char *title, char *err, size_t cap) {
     memset(d, 0, sizeof *d);
+    if (check_out(out, err, cap) != 0) return -2;
     snprintf(d->out, sizeof d->out, "%s", out);
     snprintf(d->dir, sizeof d->dir, "%s.tmp-%d", out, (int)getpid());
     remove_tree(d->dir);   // a leftover of a killed report with a recycled pid
@@ -66,7 +97,9 @@ int doc_open(Doc *d, const char *out, const char *title, char *err, size_t cap) 
         doc_abort(d);
         return -1;
     }
-    fprintf(d->md, "# %s\n\n", title);
+    fputs("# ", d->md);
+    md_text(d->md, title, 0);
+    fputs("\n\n", d->md);
     fprintf(d->html, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
     html_inline(d->html, title);
     fprintf(d->html, "</title>\n<style>%s</style></head>\n<body>\n<h1>", css);
@@ -86,7 +119,9 @@ static void end_list(Doc *d) {
 
 void doc_heading(Doc *d, int level, const char *text) {
     end_list(d);
-    fprintf(d->md, "%.*s %s\n\n", level, "######", text);
+    fprintf(d->md, "%.*s ", level, "######");
+    md_text(d->md, text, 0);
+    fputs("\n\n", d->md);
     fprintf(d->html, "<h%d>", level);
     html_inline(d->html, text);
     fprintf(d->html, "</h%d>\n", level);
@@ -97,7 +132,9 @@ static void para(Doc *d, int bullet, const char *fmt, va_list ap) {
     if (vasprintf(&s, fmt, ap) < 0) die("out of memory");
     if (!bullet) end_list(d);
     else if (!d->in_list) { fputs("<ul>\n", d->html); d->in_list = 1; }
-    fprintf(d->md, bullet ? "- %s\n" : "%s\n\n", s);
+    if (bullet) fputs("- ", d->md);
+    md_text(d->md, s, 0);
+    fputs(bullet ? "\n" : "\n\n", d->md);
     fputs(bullet ? "<li>" : "<p>", d->html);
     html_inline(d->html, s);
     fputs(bullet ? "</li>\n" : "</p>\n", d->html);

@@ -16,7 +16,8 @@ typedef struct {
 } Doc;
 
 // Creates the staging directory (and its plots/ subdirectory) and opens both files with the
-// title. Returns 0, or -1 with a message in err.
+// title. Returns 0; -2 with a message in err when `out` exists and is neither an earlier report
+// nor an empty directory (it would be replaced); -1 when the files cannot be created.
 int doc_open(Doc *d, const char *out, const char *title, char *err, size_t cap);
 void doc_heading(Doc *d, int level, const char *text);
 void doc_para(Doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -36,7 +36,11 @@ static int add_filters(Query *q, const RunsOptions *o, char *err, size_t cap) {
         for (const char *p = w; *p && !at; p++)
             for (int k = 0; ops[k]; k++)
                 if (!strncmp(p, ops[k], strlen(ops[k]))) { at = p; op = ops[k]; break; }
-        if (!at || at == w || q->n + 2 > MAX_BIND) {
+        if (q->n + 2 > MAX_BIND) {
+            snprintf(err, cap, "--where \"%s\": too many filters (at most %d --where)", w, (MAX_BIND - 3) / 2);
+            return -1;
+        }
+        if (!at || at == w) {
             snprintf(err, cap, "--where \"%s\": expected KEY<op>VALUE with op one of = != < <= > >=, e.g. model.d_model>=128", w);
             return -1;
         }
@@ -156,15 +160,15 @@ int export_main(const RunsOptions *o, const char *what, const char *out) {
     sqlite3_stmt *st = prepare_query(s, &q, err, sizeof err);
     if (!st) { fprintf(stderr, "hlab: export: %s\n", err); store_close(s); return EXIT_FAIL; }
     // a file is written beside its final name and renamed when complete: never a partial CSV
-    char tmp[4200];
+    OutFile of = {0};
     FILE *f = stdout;
     if (out) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-        if (!(f = fopen(tmp, "w"))) {
-            fprintf(stderr, "hlab: export: cannot write %s\n", out);
+        if (outfile_open(&of, out, err, sizeof err) != 0) {
+            fprintf(stderr, "hlab: export: %s\n", err);
             sqlite3_finalize(st); store_close(s);
             return EXIT_BADINPUT;
         }
+        f = of.f;
     }
     fprintf(f, "%s\n", header);
     int ncol = sqlite3_column_count(st);
@@ -183,11 +187,8 @@ int export_main(const RunsOptions *o, const char *what, const char *out) {
     sqlite3_finalize(st);
     store_close(s);
     if (out) {
-        int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-        bad |= fclose(f) != 0;
-        if (bad || rename(tmp, out) != 0) {
-            unlink(tmp);
-            fprintf(stderr, "hlab: export: cannot write %s\n", out);
+        if (outfile_commit(&of, err, sizeof err) != 0) {
+            fprintf(stderr, "hlab: export: %s\n", err);
             return EXIT_FAIL;
         }
         fprintf(stderr, "%ld rows written to %s\n", rows, out);

@@ -29,6 +29,7 @@ size_t st_dtype_size(const char *dtype);
 // PATH.tmp.<pid>, fwrite, fflush, fsync, rename over PATH, fsync the directory. On any failure
 // the temporary is removed and an existing PATH is left untouched (except when only the final
 // directory fsync fails: PATH is then already replaced, but the error is still reported).
+// A FIFO or device at PATH is written directly, a directory refused (common.h, OutFile).
 // The tensors are checked first (known dtype, nbytes = numel * element size, unique names of
 // 1..159 bytes, not "__metadata__"). Returns 0, or -1 with a message in err.
 int st_write(const char *path, const StTensor *t, int n, const char *const *meta_keys,
@@ -49,9 +50,12 @@ typedef struct StFile {
 
 // Reads and validates `path`. Hostile input gives an error, never a crash: bad or absurd header
 // length, truncation, JSON errors, unknown dtypes, bad shapes (overflow-checked), out-of-bounds,
-// mis-sized or overlapping data_offsets, duplicate or over-long names. Returns 0, or -1 with
+// mis-sized or overlapping data_offsets, duplicate, empty or over-long names. Returns 0, or -1 with
 // "PATH: what is wrong" in err (and *f empty, safe to st_free).
 int st_read(StFile *f, const char *path, char *err, size_t errcap);
+// The same from n bytes in memory (copied, so the caller may free them); `name` stands for the
+// path in messages. For fuzzing, and for files that arrive other than from disk.
+int st_read_mem(StFile *f, const void *bytes, size_t n, const char *name, char *err, size_t errcap);
 const StTensor *st_find(const StFile *f, const char *name);   // NULL if absent
 const char *st_meta(const StFile *f, const char *key);        // NULL if absent
 void st_free(StFile *f);

@@ -827,10 +827,31 @@ static int merge_bench_body(Store *s, void *unused) {
     return rc;
 }
 
+static int store_merge_uri(Store *s, const char *src_path, const char *uri, long *copied, long *skipped);
+
+// The read-only SQLite URI of a file name. '?', '#' and '%' (and bytes that are not printable
+// ASCII) are percent-encoded: in a URI "a?b.db" would open "a", and "e%41.db" would open "eA.db".
+static char *readonly_uri(const char *path) {
+    size_t cap = 3 * strlen(path) + 32, n = 0;
+    char *uri = xmalloc(cap);
+    n += snprintf(uri, cap, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p == '?' || *p == '#' || *p == '%' || *p <= ' ' || *p >= 0x7f) n += snprintf(uri + n, cap - n, "%%%02X", *p);
+        else uri[n++] = (char)*p;
+    }
+    snprintf(uri + n, cap - n, "?mode=ro");
+    return uri;
+}
+
 int store_merge(Store *s, const char *src_path, long *copied, long *skipped) {
     *copied = *skipped = 0;
-    char uri[4200];
-    snprintf(uri, sizeof uri, "file:%s?mode=ro", src_path);
+    char *uri = readonly_uri(src_path);
+    int rc = store_merge_uri(s, src_path, uri, copied, skipped);
+    free(uri);
+    return rc;
+}
+
+static int store_merge_uri(Store *s, const char *src_path, const char *uri, long *copied, long *skipped) {
     // the source must be an hlab store of this schema version (open it once with hlab to migrate)
     sqlite3 *src = NULL;
     if (sqlite3_open_v2(uri, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
