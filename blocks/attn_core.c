@@ -131,13 +131,13 @@ static int part_boundary(int nqb, int s, int p) {
 // whether it ran in the vector body or the scalar tail (-std=c11 implies -ffp-contract=off: gcc
 // does not fuse a·b+c differently in the two).
 #ifdef HLAB_DOUBLE
-typedef int64_t rbits;
+typedef uint64_t rbits;   // unsigned: the shift below is defined for every input (x < exp_lo included)
 #define EXP_MANT 52
 #define EXP_BIAS 1023
 static const real exp_magic = 6755399441055744.0, exp_lo = -708.0;   // 1.5·2^52
 static const real ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
 #else
-typedef int32_t rbits;
+typedef uint32_t rbits;
 #define EXP_MANT 23
 #define EXP_BIAS 127
 static const real exp_magic = 12582912.0f, exp_lo = -87.0f;           // 1.5·2^23
