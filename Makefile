@@ -121,9 +121,9 @@ $(VERSION_H): FORCE | $(DEPS_STAMP)
 $(OBJDIR)/f/core/machine.o $(OBJDIR)/d/core/machine.o $(OBJDIR)/s/core/machine.o $(OBJDIR)/sd/core/machine.o $(OBJDIR)/z/core/machine.o: $(VERSION_H)
 
 # The whole suite: unit tests, gradient checks, end-to-end shell tests, and the unit tests again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: all deps-test $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN) $(HLAB_SAN)
-	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS) $(STEST_BIN)
+# under AddressSanitizer + UndefinedBehaviorSanitizer, and 10 s of each fuzz target.
+test: all deps-test $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN) $(HLAB_SAN) $(FUZZ_TARGETS)
+	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS) $(STEST_BIN) tests/fuzz_smoke.sh
 
 test-fast: all deps-test $(TEST_BIN) $(DTEST_BIN)
 	@tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS)
