@@ -611,17 +611,21 @@ static int eval_body(Store *s, void *p) {
     return rc;
 }
 
+// 0 if text is a JSON object; else the store's error says what (e.g. "store_eval: slice") is wrong
+static int check_json_object(Store *s, const char *what, const char *text) {
+    Json j;
+    char jerr[256];
+    if (json_parse(&j, text, strlen(text), jerr, sizeof jerr) != 0) return seterr(s, "%s: not valid JSON (%s): %s", what, jerr, text);
+    int is_object = j.type == JSON_OBJECT;
+    json_free(&j);
+    return is_object ? 0 : seterr(s, "%s: not a JSON object: %s", what, text);
+}
+
 int store_eval(Store *s, int64_t run, const char *task, const char *split, const char *slice_json,
                const char *metric, double value, long count) {
     if (!task || !*task || !metric || !*metric) return seterr(s, "store_eval: needs a task and a metric name");
     if (!slice_json || !*slice_json) slice_json = "{}";
-    Json j;
-    char jerr[256];
-    if (json_parse(&j, slice_json, strlen(slice_json), jerr, sizeof jerr) != 0)
-        return seterr(s, "store_eval: slice is not valid JSON (%s): %s", jerr, slice_json);
-    int is_object = j.type == JSON_OBJECT;
-    json_free(&j);
-    if (!is_object) return seterr(s, "store_eval: slice must be a JSON object, got: %s", slice_json);
+    if (check_json_object(s, "store_eval: slice", slice_json) != 0) return -1;
     EvalArgs a = {run, task, split, slice_json, metric, value, count, s->eval_source ? s->eval_source : "train"};
     return with_tx(s, eval_body, &a);
 }
@@ -661,14 +665,7 @@ int store_benchmarks(Store *s, const BenchRecord *rows, int n) {
     for (int i = 0; i < n; i++) {
         const BenchRecord *r = &rows[i];
         if (!r->kind || !*r->kind || !r->metric || !*r->metric) return seterr(s, "store_benchmarks: row %d needs a kind and a metric", i);
-        const char *axes = r->axes && *r->axes ? r->axes : "{}";
-        Json j;
-        char jerr[256];
-        if (json_parse(&j, axes, strlen(axes), jerr, sizeof jerr) != 0)
-            return seterr(s, "store_benchmarks: axes are not valid JSON (%s): %s", jerr, axes);
-        int is_object = j.type == JSON_OBJECT;
-        json_free(&j);
-        if (!is_object) return seterr(s, "store_benchmarks: axes must be a JSON object, got: %s", axes);
+        if (check_json_object(s, "store_benchmarks: axes", r->axes && *r->axes ? r->axes : "{}") != 0) return -1;
     }
     if (n <= 0) return 0;
     BenchArgs a = {rows, n};
