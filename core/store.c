@@ -1,7 +1,7 @@
 // store.c: the run store on SQLite. See store.h for the API and the concurrency contract.
 //
-// Schema, version 3 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 3 and
-// meta.schema_version = '3'):
+// Schema, version 4 (PRAGMA application_id = 0x686c6162 'hlab', PRAGMA user_version = 4 and
+// meta.schema_version = '4'):
 //
 //   meta(key TEXT PRIMARY KEY, value TEXT)
 //       schema_version: the version of this schema, as text.
@@ -12,12 +12,15 @@
 //        status TEXT NOT NULL CHECK(status IN ('running','done','failed','diverged','interrupted')),
 //        started_at TEXT, ended_at TEXT, code_version TEXT, host TEXT, cpu TEXT, blas_core TEXT,
 //        threads INTEGER, params_total REAL, params_active REAL, error TEXT, checkpoint TEXT,
-//        pid INTEGER, heartbeat REAL)
+//        pid INTEGER, heartbeat REAL, ranks INTEGER NOT NULL DEFAULT 1)
 //       one row per training run (or per checkpoint imported by `hlab eval CKPT`, variant
 //       'imported'); checkpoint = absolute path of its final weights, or of its training checkpoint
 //       (train.checkpoint_every; recorded when the run starts), NULL if none;
 //       pid = the process training it on `host`, heartbeat = Unix time of its last metrics flush
 //       (a sweep uses both to tell a live 'running' row from one whose process died). experiment_id and variant are NULL for a plain `hlab train`.
+//       ranks = the number of MPI processes (data-parallel ranks) that trained the run, 1 for an
+//       ordinary single-process run (and for every run recorded before version 4); threads = the
+//       OpenMP threads of each rank.
 //       identity = hash of canonical config + seed (code version not included) (not unique: a failed run may be
 //       repeated); config = the canonical resolved YAML. Times are UTC ISO-8601
 //       ("2025-01-31T12:00:00Z"); ended_at is NULL while running (or if the process was killed).
@@ -108,6 +111,10 @@ static const char *const migrations[] = {
     "CREATE INDEX benchmarks_kind ON benchmarks(kind, arch, metric);"
     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '3');"
     "PRAGMA user_version = 3;",
+    // 3 -> 4: how many MPI processes (data-parallel ranks) trained a run; earlier runs had one
+    "ALTER TABLE runs ADD COLUMN ranks INTEGER NOT NULL DEFAULT 1;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '4');"
+    "PRAGMA user_version = 4;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -373,8 +380,8 @@ static int begin_body(Store *s, void *p) {
     }
     rc = prepare(s, &st,
                  "INSERT INTO runs(experiment_id, variant, identity, config, pattern, seed, status, started_at,"
-                 " code_version, host, cpu, blas_core, threads, params_total, params_active, pid, heartbeat)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+                 " code_version, host, cpu, blas_core, threads, params_total, params_active, pid, heartbeat, ranks)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)");
     if (rc != SQLITE_OK) return rc;
     if (exp_id) sqlite3_bind_int64(st, 1, exp_id); else sqlite3_bind_null(st, 1);
     bind_text(st, 2, ri->variant, 1);
@@ -392,6 +399,7 @@ static int begin_body(Store *s, void *p) {
     sqlite3_bind_double(st, 14, ri->params_active);
     sqlite3_bind_int64(st, 15, (int64_t)getpid());
     sqlite3_bind_double(st, 16, (double)time(NULL));
+    sqlite3_bind_int(st, 17, ri->ranks > 1 ? ri->ranks : 1);
     rc = step_done(s, st);
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) return rc;
@@ -777,10 +785,10 @@ static int merge_body(Store *s, void *p) {
         "INSERT OR IGNORE INTO experiments(name, created_at) SELECT e.name, e.created_at FROM src.experiments e "
         " JOIN src.runs r ON r.experiment_id = e.id WHERE r.id = ?1",
         "INSERT INTO runs(experiment_id, variant, identity, config, pattern, seed, status, started_at, ended_at, code_version,"
-        " host, cpu, blas_core, threads, params_total, params_active, error, checkpoint, pid, heartbeat)"
+        " host, cpu, blas_core, threads, params_total, params_active, error, checkpoint, pid, heartbeat, ranks)"
         " SELECT (SELECT m.id FROM experiments m JOIN src.experiments e ON e.name = m.name WHERE e.id = r.experiment_id),"
         " variant, identity, config, pattern, seed, status, started_at, ended_at, code_version, host, cpu, blas_core, threads,"
-        " params_total, params_active, error, checkpoint, pid, heartbeat FROM src.runs r WHERE r.id = ?1",
+        " params_total, params_active, error, checkpoint, pid, heartbeat, ranks FROM src.runs r WHERE r.id = ?1",
         NULL};
     int64_t new_id = 0;
     for (int i = 0; steps[i]; i++) {

@@ -36,8 +36,10 @@ typedef struct RunInfo {
     const char *pattern;               // the expanded layer pattern
     long seed;
     const char *code_version, *host, *cpu, *blas_core;
-    int threads;
+    int threads;                       // OpenMP threads (of each rank)
     double params_total, params_active;
+    int ranks;                         // data-parallel MPI ranks that train the run; 0 or 1 both
+                                       // mean a single process (the store writes max(1, ranks))
 } RunInfo;
 
 // Inserts the run (status 'running', started_at = now, UTC ISO-8601) and one params row per

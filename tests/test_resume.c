@@ -140,7 +140,7 @@ static void test_store_side(void) {
     const char *path = path_of("claims.db");
     Store *s = store_open(path, err, sizeof err);
     if (!s) { CHECK(0, "open: %s", err); return; }
-    RunInfo ri = {"exp", "v", "feedfacefeedface", "seed: 1\n", "M-*-", 1, "v-test", "this-host", "cpu", "Haswell", 1, 1, 1};
+    RunInfo ri = {"exp", "v", "feedfacefeedface", "seed: 1\n", "M-*-", 1, "v-test", "this-host", "cpu", "Haswell", 1, 1, 1, 1};
     int outcome;
     int64_t run = store_run_claim(s, &ri, NULL, &outcome);
     CHECK(run > 0 && outcome == CLAIM_NEW, "claimed (run %lld)", (long long)run);

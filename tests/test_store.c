@@ -44,7 +44,7 @@ static Config cfg = {"t.yaml", 6, values};
 
 static RunInfo run_info(const char *experiment, const char *variant, long seed) {
     RunInfo ri = {experiment, variant, "0123456789abcdef", "seed: 42\ntrain:\n  lr: 0.0003\n", "MM*M", seed,
-                  "v0.1-test", "testhost", "Test CPU @ 3GHz", "Haswell", 4, 123456.0, 100000.0};
+                  "v0.1-test", "testhost", "Test CPU @ 3GHz", "Haswell", 4, 123456.0, 100000.0, 0};
     return ri;
 }
 
@@ -137,8 +137,8 @@ static void test_basic(void) {
     store_close(s);
 
     sqlite3 *db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 3 && strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "3") == 0,
-          "schema version 3 in user_version and meta");
+    CHECK(q_int(db, "PRAGMA user_version") == 4 && strcmp(q_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "4") == 0,
+          "schema version 4 in user_version and meta");
     CHECK(q_int(db, "PRAGMA application_id") == 0x686c6162, "application_id 'hlab'");
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode"), "wal") == 0, "WAL mode");
     CHECK(q_int(db, "SELECT count(*) FROM runs") == 3 && q_int(db, "SELECT count(*) FROM experiments") == 1,
@@ -152,6 +152,7 @@ static void test_basic(void) {
     CHECK(strcmp(R1("(SELECT name FROM experiments e WHERE e.id = experiment_id)"), "exp1") == 0, "run 1 belongs to exp1");
     CHECK(strcmp(R1("config"), "seed: 42\ntrain:\n  lr: 0.0003\n") == 0 && strcmp(R1("pattern"), "MM*M") == 0, "config and pattern text");
     CHECK(strcmp(R1("typeof(seed) || seed || typeof(threads) || threads"), "integer42integer4") == 0, "seed and threads are integers");
+    CHECK(strcmp(R1("typeof(ranks) || ranks"), "integer1") == 0, "ranks left 0 in RunInfo: 1 (a single process)");
     CHECK(strcmp(R1("typeof(params_total) || ':' || params_total || ':' || params_active"), "real:123456.0:100000.0") == 0,
           "params_total/active are reals");
     CHECK(strcmp(R1("code_version || '|' || host || '|' || cpu || '|' || blas_core"), "v0.1-test|testhost|Test CPU @ 3GHz|Haswell") == 0,
@@ -221,7 +222,7 @@ static void test_reopen(void) {
     store_metric(s, run, 1, 1, 1, "loss", 1);
     store_close(s);   // flushes
     db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 3 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'sentinel'"), "kept") == 0 &&
+    CHECK(q_int(db, "PRAGMA user_version") == 4 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'sentinel'"), "kept") == 0 &&
           q_int(db, "SELECT count(*) FROM meta") == 2, "no migration on reopen");
     CHECK(q_int(db, "SELECT count(*) FROM runs") == 4 && q_int(db, "SELECT count(*) FROM metrics WHERE run_id = 4") == 1,
           "old data kept, store_close flushed the buffered metric");
@@ -272,14 +273,14 @@ static void test_refuse(void) {
     Store *s = store_open(newer, err, sizeof err);
     store_close(s);
     db = db_open(newer);
-    sqlite3_exec(db, "PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 5; UPDATE meta SET value = '5' WHERE key = 'schema_version';", NULL, NULL, NULL);
     sqlite3_close(db);
-    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "written by a newer hlab") && strstr(err, "schema version 4"),
+    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "written by a newer hlab") && strstr(err, "schema version 5"),
           "a future schema version: %s", err);
     db = db_open(newer);
-    sqlite3_exec(db, "PRAGMA user_version = 3; UPDATE meta SET value = '5' WHERE key = 'schema_version';", NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA user_version = 4; UPDATE meta SET value = '6' WHERE key = 'schema_version';", NULL, NULL, NULL);
     sqlite3_close(db);
-    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "schema version 5"), "a future meta.schema_version: %s", err);
+    CHECK(store_open(newer, err, sizeof err) == NULL && strstr(err, "schema version 6"), "a future meta.schema_version: %s", err);
 
     write_file(path_in("afile"), "x");
     CHECK(store_open(path_in("afile/sub/hlab.db"), err, sizeof err) == NULL && strstr(err, "afile"),
@@ -299,7 +300,7 @@ static void test_v2(void) {
     store_eval(s, run, "mqar", "test", "{}", "accuracy", 0.5, 10);
     store_close(s);
     sqlite3 *db = db_open(path);   // turn it back into a version-1 file
-    sqlite3_exec(db, "DROP TABLE benchmarks;"
+    sqlite3_exec(db, "DROP TABLE benchmarks; ALTER TABLE runs DROP COLUMN ranks;"
                      "ALTER TABLE runs DROP COLUMN checkpoint; ALTER TABLE runs DROP COLUMN pid; ALTER TABLE runs DROP COLUMN heartbeat;"
                      "ALTER TABLE evals DROP COLUMN source;"
                      "PRAGMA user_version = 1; UPDATE meta SET value = '1' WHERE key = 'schema_version';", NULL, NULL, NULL);
@@ -309,9 +310,10 @@ static void test_v2(void) {
     CHECK(s != NULL, "version 1 opens (%s)", err);
     if (!s) return;
     db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 3 && q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 1 &&
-          strcmp(q_text(db, "SELECT source FROM evals"), "train") == 0 && q_int(db, "SELECT count(*) FROM benchmarks") == 0,
-          "migrated to 3: runs.checkpoint, evals.source 'train' for old rows, an empty benchmarks table");
+    CHECK(q_int(db, "PRAGMA user_version") == 4 && q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'checkpoint'") == 1 &&
+          strcmp(q_text(db, "SELECT source FROM evals"), "train") == 0 && q_int(db, "SELECT count(*) FROM benchmarks") == 0 &&
+          q_int(db, "SELECT ranks FROM runs") == 1,
+          "migrated to 4: runs.checkpoint, evals.source 'train' for old rows, an empty benchmarks table, runs.ranks 1");
     sqlite3_close(db);
     char ck[512] = "";
     CHECK(store_checkpoint_of(s, run, ck, sizeof ck) == 2, "a run without a checkpoint says so");
@@ -374,16 +376,16 @@ static void test_v3(void) {
     store_run_begin(s, &ri, &cfg);
     store_close(s);
     sqlite3 *db = db_open(path);   // turn it back into a version-2 file
-    sqlite3_exec(db, "DROP TABLE benchmarks; PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
-                 NULL, NULL, NULL);
+    sqlite3_exec(db, "DROP TABLE benchmarks; ALTER TABLE runs DROP COLUMN ranks;"
+                     "PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'schema_version';", NULL, NULL, NULL);
     CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'benchmarks'") == 0, "a version-2 file made");
     sqlite3_close(db);
     s = store_open(path, err, sizeof err);
     CHECK(s != NULL, "version 2 opens (%s)", err);
     if (!s) return;
     db = db_open(path);
-    CHECK(q_int(db, "PRAGMA user_version") == 3 && q_int(db, "SELECT count(*) FROM benchmarks") == 0 &&
-          q_int(db, "SELECT count(*) FROM runs") == 1, "migrated to 3: benchmarks table, the run kept");
+    CHECK(q_int(db, "PRAGMA user_version") == 4 && q_int(db, "SELECT count(*) FROM benchmarks") == 0 &&
+          q_int(db, "SELECT count(*) FROM runs") == 1, "migrated to 4: benchmarks table, the run kept");
     CHECK(q_int(db, "SELECT count(*) FROM pragma_table_info('benchmarks') WHERE name IN ('id', 'suite', 'kind', 'arch', 'metric',"
                     " 'value', 'unit', 'axes', 'created_at', 'code_version', 'host', 'cpu', 'blas_core', 'threads')") == 14,
           "benchmarks has its 14 columns");
@@ -431,6 +433,77 @@ static void test_v3(void) {
     db = db_open(into);
     CHECK(rc1 == 0 && rc2 == 0 && q_int(db, "SELECT count(*) FROM benchmarks") == 3 && q_int(db, "SELECT count(*) FROM runs") == 1,
           "merged twice: 3 benchmark rows and 1 run, nothing duplicated");
+    sqlite3_close(db);
+}
+
+// A version-3 file gains runs.ranks (1 for its runs); a run records how many data-parallel ranks
+// trained it (at least 1), through store_run_begin, store_run_claim and store_merge.
+static void test_v4(void) {
+    test_group("schema v4");
+    char err[1024] = "";
+    const char *path = path_in("v3.db");
+    Store *s = store_open(path, err, sizeof err);
+    RunInfo ri = run_info("exp", "old", 1);
+    ri.identity = "old";
+    ri.ranks = 8;   // dropped with the column below: the migrated row must say 1
+    store_run_begin(s, &ri, &cfg);
+    store_close(s);
+    sqlite3 *db = db_open(path);   // turn it back into a version-3 file
+    sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN ranks; PRAGMA user_version = 3; UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+                 NULL, NULL, NULL);
+    CHECK(q_int(db, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'ranks'") == 0 && q_int(db, "PRAGMA user_version") == 3,
+          "a version-3 file made");
+    sqlite3_close(db);
+    s = store_open(path, err, sizeof err);
+    CHECK(s != NULL, "version 3 opens (%s)", err);
+    if (!s) return;
+    db = db_open(path);
+    CHECK(q_int(db, "PRAGMA user_version") == 4 && strcmp(q_text(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "4") == 0,
+          "migrated to 4 in user_version and meta");
+    CHECK(strcmp(q_text(db, "SELECT type || ' notnull ' || \"notnull\" || ' default ' || dflt_value FROM pragma_table_info('runs')"
+                            " WHERE name = 'ranks'"), "INTEGER notnull 1 default 1") == 0, "runs.ranks INTEGER NOT NULL DEFAULT 1");
+    CHECK(strcmp(q_text(db, "SELECT typeof(ranks) || ranks FROM runs WHERE variant = 'old'"), "integer1") == 0 &&
+          q_int(db, "SELECT count(*) FROM runs") == 1, "the old run kept, ranks 1");
+    sqlite3_close(db);
+
+    // store_run_begin writes max(1, ranks)
+    static const struct { const char *variant; int ranks, want; } cases[] = {{"r2", 2, 2}, {"r0", 0, 1}, {"r1", 1, 1}, {"rneg", -3, 1}};
+    for (int i = 0; i < 4; i++) {
+        RunInfo r = run_info("exp", cases[i].variant, 2);
+        r.identity = cases[i].variant;   // distinct identities: store_merge keeps one run per identity
+        r.ranks = cases[i].ranks;
+        CHECK(store_run_begin(s, &r, &cfg) > 0, "run with ranks %d recorded (%s)", cases[i].ranks, store_errmsg(s));
+    }
+    // store_run_claim: a new run and a restarted one carry ranks
+    RunInfo ci = run_info("exp", "claimed", 3);
+    ci.identity = "claim-ranks";
+    ci.host = "this-host";
+    ci.ranks = 4;
+    int outcome = -1;
+    int64_t c1 = store_run_claim(s, &ci, &cfg, &outcome);
+    CHECK(c1 > 0 && outcome == CLAIM_NEW, "claimed with 4 ranks (%s)", store_errmsg(s));
+    store_run_end(s, c1, "failed", "x");
+    ci.ranks = 3;
+    int64_t c2 = store_run_claim(s, &ci, &cfg, &outcome);
+    CHECK(c2 > 0 && outcome == CLAIM_RESTART, "restarted with 3 ranks (%s)", store_errmsg(s));
+    store_run_end(s, c2, "done", NULL);
+    store_close(s);
+    db = db_open(path);
+    const char *want = "old:1,r2:2,r0:1,r1:1,rneg:1,claimed:3";
+    const char *got = q_text(db, "SELECT group_concat(variant || ':' || ranks, ',') FROM (SELECT variant, ranks FROM runs ORDER BY id)");
+    CHECK(strcmp(got, want) == 0, "ranks stored: %s", got);
+    CHECK(q_int(db, "SELECT count(*) FROM runs WHERE typeof(ranks) != 'integer'") == 0, "every ranks value is an integer");
+    sqlite3_close(db);
+
+    // merging carries ranks
+    const char *into = path_in("v4-merged.db");
+    s = store_open(into, err, sizeof err);
+    long copied = 0, skipped = 0;
+    int rc = store_merge(s, path, &copied, &skipped);
+    store_close(s);
+    db = db_open(into);
+    got = q_text(db, "SELECT group_concat(variant || ':' || ranks, ',') FROM (SELECT variant, ranks FROM runs ORDER BY id)");
+    CHECK(rc == 0 && copied == 6 && strcmp(got, want) == 0, "merge copies ranks: %s", got);
     sqlite3_close(db);
 }
 
@@ -492,7 +565,7 @@ static void test_concurrent(void) {
     CHECK(q_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND ended_at IS NOT NULL") == NCHILD * NRUNS, "every run done");
     CHECK(q_int(db, "SELECT count(*) FROM (SELECT variant FROM runs GROUP BY variant HAVING count(*) = 50)") == NCHILD &&
           q_int(db, "SELECT count(*) FROM experiments") == 1, "50 runs per process, one shared experiment row");
-    CHECK(q_int(db, "PRAGMA user_version") == 3 && strcmp(q_text(db, "SELECT group_concat(value) FROM meta"), "3") == 0,
+    CHECK(q_int(db, "PRAGMA user_version") == 4 && strcmp(q_text(db, "SELECT group_concat(value) FROM meta"), "4") == 0,
           "schema created exactly once");
     CHECK(strcmp(q_text(db, "PRAGMA integrity_check"), "ok") == 0, "integrity_check ok");
     sqlite3_close(db);
@@ -542,6 +615,7 @@ int main(void) {
     test_refuse();
     test_v2();
     test_v3();
+    test_v4();
     test_concurrent();
     test_wait_for_lock();
     char cmd[128];
