@@ -83,7 +83,8 @@ static void copy_text(char *dst, size_t cap, const unsigned char *s) { snprintf(
 static int load_run(Store *store, const char *identity, RunData *r) {
     sqlite3 *db = store_sqlite(store);
     sqlite3_stmt *st;
-    const char *sql = "SELECT id, status, code_version, host || ', ' || cpu || ', BLAS ' || blas_core || ', ' || threads || ' thread(s)',"
+    const char *sql = "SELECT id, status, code_version, host || ', ' || cpu || ', BLAS ' || blas_core || ', ' || threads || ' thread(s)'"
+                      " || CASE WHEN ranks > 1 THEN ' x ' || ranks || ' MPI ranks' ELSE '' END,"
                       " params_total, params_active FROM runs WHERE identity = ?1 AND status = 'done' ORDER BY id DESC LIMIT 1";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
     sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);

@@ -94,7 +94,7 @@ static const char *summary_sql =
     "   WHERE v.run_id = r.id AND v.split = 'test' AND v.slice = '{}' AND v.source = 'train' AND (v.metric = 'bpb' OR"
     "   (v.metric = 'accuracy' AND NOT EXISTS (SELECT 1 FROM evals w WHERE w.run_id = r.id AND w.task = v.task AND w.metric = 'bpb')))),"
     " (SELECT max(value) FROM evals t WHERE t.run_id = r.id AND t.metric = 'train_seconds'),"
-    " r.started_at, r.ended_at, r.code_version, r.host, r.threads, r.identity, coalesce(r.error, '')"
+    " r.started_at, r.ended_at, r.code_version, r.host, r.threads, r.ranks, r.identity, coalesce(r.error, '')"
     " FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id WHERE 1";
 
 static Store *open_existing(const char *db, char *err, size_t cap) {
@@ -139,7 +139,7 @@ int export_main(const RunsOptions *o, const char *what, const char *out) {
     Query q = {.n = 0};
     if (!strcmp(what, "runs")) {
         header = "id,experiment,variant,status,seed,pattern,params_total,params_active,test,train_seconds,started_at,ended_at,"
-                 "code_version,host,threads,identity,error";
+                 "code_version,host,threads,ranks,identity,error";
         snprintf(q.sql, sizeof q.sql, "%s", summary_sql);
     } else if (!strcmp(what, "metrics")) {
         header = "run_id,experiment,variant,step,tokens,wall,name,value";
