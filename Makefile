@@ -49,8 +49,32 @@ $(DEPS_STAMP):
 $(TEST_DEPS_STAMP): $(DEPS_STAMP)
 	@$(call INSTALL_MISSING,$(TEST_PKGS))
 
-hlab: $(LIB_OBJ) $(OBJDIR)/f/core/main.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# MPI (data-parallel training): `make MPI=1` links ./hlab against Open MPI. Only core/dist.c
+# differs (mpicc, -DHLAB_MPI); build/hlab-mpi is that binary whatever MPI is, and `make test` runs
+# it under mpirun. The flavor file relinks ./hlab when MPI=1 comes or goes.
+MPI_PKGS = libopenmpi-dev openmpi-bin
+MPI_DEPS_STAMP = $(OBJDIR)/.deps-mpi
+MPICC ?= mpicc
+LIB_OBJ_MPI = $(filter-out $(OBJDIR)/f/core/dist.o,$(LIB_OBJ)) $(OBJDIR)/m/core/dist.o
+HLAB_MPI_BIN = $(OBJDIR)/hlab-mpi
+FLAVOR = $(OBJDIR)/flavor
+$(MPI_DEPS_STAMP): $(DEPS_STAMP)
+	@$(call INSTALL_MISSING,$(MPI_PKGS))
+$(OBJDIR)/m/core/dist.o: core/dist.c $(HDRS) | $(MPI_DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -DHLAB_MPI -c -o $@ $<
+$(HLAB_MPI_BIN): $(LIB_OBJ_MPI) $(OBJDIR)/f/core/main.o
+	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(FLAVOR): FORCE | $(DEPS_STAMP)
+	@v='$(if $(filter 1,$(MPI)),mpi,plain)'; [ -f $@ ] && [ "$$(cat $@)" = "$$v" ] || echo "$$v" > $@
+
+ifeq ($(MPI),1)
+hlab: $(HLAB_MPI_BIN) $(FLAVOR)
+	cp $(HLAB_MPI_BIN) $@
+else
+hlab: $(LIB_OBJ) $(OBJDIR)/f/core/main.o $(FLAVOR)
+	$(CC) $(CFLAGS) -o $@ $(LIB_OBJ) $(OBJDIR)/f/core/main.o $(LDLIBS)
+endif
 
 $(OBJDIR)/f/%.o: %.c $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -122,7 +146,7 @@ $(OBJDIR)/f/core/machine.o $(OBJDIR)/d/core/machine.o $(OBJDIR)/s/core/machine.o
 
 # The whole suite: unit tests, gradient checks, end-to-end shell tests, and the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer, and 10 s of each fuzz target.
-test: all deps-test $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN) $(HLAB_SAN) $(FUZZ_TARGETS)
+test: all deps-test $(TEST_BIN) $(DTEST_BIN) $(STEST_BIN) $(HLAB_SAN) $(FUZZ_TARGETS) $(HLAB_MPI_BIN)
 	@ASAN_OPTIONS=detect_leaks=0 tests/run.sh $(TEST_BIN) $(DTEST_BIN) $(SH_TESTS) $(STEST_BIN) tests/fuzz_smoke.sh
 
 test-fast: all deps-test $(TEST_BIN) $(DTEST_BIN)
@@ -143,4 +167,4 @@ bench: all
 	@echo "open reports/bench/report.html in a browser, or read reports/bench/report.md"
 
 clean:
-	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/sd $(OBJDIR)/z $(OBJDIR)/tests $(OBJDIR)/stests $(OBJDIR)/fuzz $(HLAB_SAN) hlab
+	rm -rf $(OBJDIR)/f $(OBJDIR)/d $(OBJDIR)/s $(OBJDIR)/sd $(OBJDIR)/z $(OBJDIR)/m $(OBJDIR)/tests $(OBJDIR)/stests $(OBJDIR)/fuzz $(HLAB_SAN) $(HLAB_MPI_BIN) $(FLAVOR) hlab

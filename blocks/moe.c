@@ -340,11 +340,13 @@ static double moe_pooled_loss(Layer **layers, int n, int B, int T) {
     double aux = 0;
     for (int e = 0; e < X; e++) aux += (cnt[e] / tpool) * (psum[e] / tpool);
     aux *= X;
-    // backward needs dcoef·aux/dP_e = coef · X f_e (per token: / T_pool): G_e = X f_e / T_pool
+    // backward needs dcoef·aux/dP_e = coef · X f_e (per token: / T_pool): G_e = X f_e / T_pool,
+    // times the model's aux_weight (1/K when K data-parallel ranks each pool their own batch part)
+    double wt = layers[0]->model->aux_weight;
     for (int l = 0; l < n; l++) {
         const Moe *P = layers[l]->priv;
         real *G = layers[l]->a[P->aux];
-        for (int e = 0; e < X; e++) G[e] = (real)(X * cnt[e] / tpool / tpool);
+        for (int e = 0; e < X; e++) G[e] = (real)(wt * X * cnt[e] / tpool / tpool);
         G[X] = P->coef != 0;
     }
     return P0->coef * aux;

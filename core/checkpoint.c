@@ -173,14 +173,15 @@ int checkpoint_save_training(const Model *m, const AdamW *opt, const TrainState 
     char *yaml = config_canonical_yaml(m->cfg);
     MachineInfo mi;
     machine_info(&mi);
-    char step[32], run[32], threads[16];
+    char step[32], run[32], threads[16], ranks[16];
     snprintf(step, sizeof step, "%ld", ts->step);
     snprintf(run, sizeof run, "%lld", ts->run);
     snprintf(threads, sizeof threads, "%d", ts->threads);
+    snprintf(ranks, sizeof ranks, "%d", ts->ranks > 1 ? ts->ranks : 1);
     const char *keys[] = {"format", "hlab.config", "hlab.pattern", "hlab.version", "hlab.kind", "hlab.identity",
-                          "hlab.run", "hlab.store", "hlab.step", "hlab.threads"};
-    const char *vals[] = {"pt", yaml, m->pattern, mi.code_version, TRAINING_KIND, ts->identity, run, ts->store, step, threads};
-    int rc = st_write(path, t, 3 * np + s->n, keys, vals, 10, err, errcap);
+                          "hlab.run", "hlab.store", "hlab.step", "hlab.threads", "hlab.ranks"};
+    const char *vals[] = {"pt", yaml, m->pattern, mi.code_version, TRAINING_KIND, ts->identity, run, ts->store, step, threads, ranks};
+    int rc = st_write(path, t, 3 * np + s->n, keys, vals, 11, err, errcap);
     free(yaml);
     free(s);
     free(t);
@@ -255,11 +256,12 @@ int checkpoint_load_training(Model *m, AdamW *opt, TrainState *ts, const char *p
         }
     }
     const char *id = st_meta(&f, "hlab.identity"), *run = st_meta(&f, "hlab.run"), *store = st_meta(&f, "hlab.store"),
-               *thr = st_meta(&f, "hlab.threads"), *ver = st_meta(&f, "hlab.version");
+               *thr = st_meta(&f, "hlab.threads"), *ver = st_meta(&f, "hlab.version"), *rk = st_meta(&f, "hlab.ranks");
     snprintf(ts->identity, sizeof ts->identity, "%s", id ? id : "");
     ts->run = run ? atoll(run) : 0;
     snprintf(ts->store, sizeof ts->store, "%s", store ? store : "");
     ts->threads = thr ? atoi(thr) : 0;
+    ts->ranks = rk ? atoi(rk) : 1;   // checkpoints from before MPI: one process
     snprintf(ts->version, sizeof ts->version, "%s", ver ? ver : "");
     rc = 0;
 out:

@@ -44,7 +44,8 @@ typedef struct {
     char identity[17];         // run identity (config + seed hash)
     long long run;             // run id in the store (0: none)
     char store[4096];          // absolute path of the store ("" without one)
-    int threads;               // OpenMP threads (bitwise continuation needs the same)
+    int threads;               // OpenMP threads per rank (bitwise continuation needs the same)
+    int ranks;                 // MPI data-parallel ranks (likewise; metadata hlab.ranks, default 1)
     char version[128];         // code version that wrote it (loaded only)
 } TrainState;
 

@@ -3,6 +3,7 @@
 #include "bench_gen.h"
 #include "bench_suite.h"
 #include "checkpoint.h"
+#include "dist.h"
 #include "eval_cmd.h"
 #include "export.h"
 #include "generate_cmd.h"
@@ -25,6 +26,9 @@ static const char *usage =
     "        train the model CONFIG describes and record the run (default store: results/hlab.db)\n"
     "  train --resume RUN|CKPT [CONFIG] [--db PATH] [--out CKPT] [--quiet]\n"
     "        continue an interrupted or killed run from its training checkpoint (train.checkpoint_every)\n"
+    "  mpirun -np K hlab train ... [--bucket-mb MB]   (hlab built with make MPI=1)\n"
+    "        data-parallel: each rank trains on 1/K of every batch; gradients are summed in buckets of\n"
+    "        MB megabytes while backward runs (0: one all-reduce after backward); rank 0 records\n"
     "  info CONFIG [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
     "        canonical pattern, per-layer table, parameters, KV-cache and SSM-state bytes, FLOPs\n"
     "  info CONFIG... --table [--set KEY=VALUE]... [--context N] [--bytes N] [--json]\n"
@@ -98,6 +102,7 @@ typedef struct {
     int json, quiet, markdown, table, quick;
     long batch, seq, steps, threads;    // bench train
     long budget_mb;                     // bench generate
+    double bucket_mb;                   // train under MPI (-1: not given)
     const char *prompts;
 } Args;
 
@@ -105,7 +110,7 @@ typedef struct {
 // positional arguments (only `info --table` takes more than one).
 static void parse_args(int argc, char **argv, Args *a, const char *accepted, int max_pos) {
     memset(a, 0, sizeof *a);
-    a->context = 4096; a->bytes = 2;
+    a->context = 4096; a->bytes = 2; a->bucket_mb = -1;
     for (int i = 2; i < argc; i++) {
         const char *s = argv[i];
         const char *name = s[0] == '-' && s[1] == '-' ? s + 2 : NULL;
@@ -151,6 +156,12 @@ static void parse_args(int argc, char **argv, Args *a, const char *accepted, int
         else if (!strcmp(name, "threads")) a->threads = parse_long("--threads", v, 1, 1024);
         else if (!strcmp(name, "budget-mb")) a->budget_mb = parse_long("--budget-mb", v, 1, 1L << 30);
         else if (!strcmp(name, "prompts")) a->prompts = v;
+        else if (!strcmp(name, "bucket-mb")) {
+            char *end;
+            a->bucket_mb = strtod(v, &end);
+            if (*end || end == v || !(a->bucket_mb >= 0 && a->bucket_mb <= 1e6))
+                bad_usage("--bucket-mb expects megabytes in [0, 1e6] (0: one all-reduce after backward), got \"%s\"", v);
+        }
         else if (!strcmp(name, "worker")) a->worker = parse_long("--worker", v, 1, 256);
         else if (!strcmp(name, "dry-run")) a->dry_run = 1;
         else if (!strcmp(name, "emit-slurm")) a->emit_slurm = 1;
@@ -173,8 +184,9 @@ static void load_config(Config *c, const char *path, char **sets, int nsets) {
 
 static int cmd_train(int argc, char **argv) {
     Args a;
-    parse_args(argc, argv, &a, " set db init out quiet resume ", 1);
-    TrainOptions o = {.db = a.db, .init = a.init, .out = a.out, .quiet = a.quiet, .experiment = "", .variant = ""};
+    parse_args(argc, argv, &a, " set db init out quiet resume bucket-mb ", 1);
+    TrainOptions o = {.db = a.db, .init = a.init, .out = a.out, .quiet = a.quiet, .experiment = "", .variant = "",
+                      .bucket_mb = a.bucket_mb};
     if (a.resume) {   // the run's config comes from its checkpoint; a config given must be the same
         if (a.init || a.nsets) bad_usage("--resume continues a run as it was configured: no --init or --set%s", "");
         Config c;
@@ -189,7 +201,7 @@ static int cmd_train(int argc, char **argv) {
     // an unwritable checkpoint location is found now, not after the training
     const char *out = a.out ? a.out : cfg_str(&c, "train.checkpoint");
     char emsg[1200];
-    if (out[0] && outfile_check(out, emsg, sizeof emsg) != 0) die_input("%s", emsg);
+    if (out[0] && dist_rank() == 0 && outfile_check(out, emsg, sizeof emsg) != 0) die_input("%s", emsg);   // rank 0 writes it
     int rc = train_main(&c, &o);
     config_free(&c);
     return rc;
@@ -479,12 +491,19 @@ static int cmd_version(void) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run_command(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BADINPUT : 0;
     }
     const char *cmd = argv[1];
+    if (dist_size() > 1 && strcmp(cmd, "train")) {
+        // a sweep or an evaluation on every rank would record everything K times
+        if (dist_rank() == 0)
+            fprintf(stderr, "hlab: only `hlab train` runs on several MPI ranks (this is one of %d): run `hlab %s` as one process\n",
+                    dist_size(), cmd);
+        return EXIT_BADINPUT;
+    }
     if (!strcmp(cmd, "train")) return cmd_train(argc, argv);
     if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
@@ -501,4 +520,11 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "version")) return cmd_version();
     fprintf(stderr, "hlab: unknown command \"%s\"\n%s", cmd, usage);
     return EXIT_BADINPUT;
+}
+
+int main(int argc, char **argv) {
+    dist_init(&argc, &argv);   // MPI, when launched by mpirun or srun and built with it
+    int rc = run_command(argc, argv);
+    dist_finalize(rc);
+    return rc;
 }

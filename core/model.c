@@ -17,6 +17,7 @@ static const char *norm_name(BlockRole role) {
 int model_build(Model *m, const Config *cfg, ConfError *err) {
     memset(m, 0, sizeof *m);
     m->cfg = cfg;
+    m->aux_weight = 1;
     m->C = (int)cfg_int(cfg, "model.d_model");
     m->V = (int)cfg_int(cfg, "model.vocab_size");
     m->tied = cfg_bool(cfg, "model.tie_embeddings");
@@ -109,6 +110,32 @@ double model_active_count(const Model *m) {
 // ----------------------------------------------------------------------------
 // memory: one block of parameters, one of gradients, one of activations, all touched once here
 
+// When backward is done with sublayer l, a tensor's gradient is final if no sublayer before l uses
+// it (a shared block's tensors are final after their first invocation; the embedding, which the
+// tied head and e0 readers also use, only at the very end; the final norm and an untied head
+// after the head's backward). ready_from[l] = the end of the last tensor that is not final yet,
+// so grads[ready_from[l], nparams) is; tensors are laid out in declaration order, which is
+// pattern order, so this suffix grows as backward walks down the sublayers.
+static void compute_ready_from(Model *m) {
+    free(m->ready_from);
+    int *first_use = xmalloc((size_t)m->npinfo * sizeof(int));
+    for (int p = 0; p < m->npinfo; p++) first_use[p] = m->pinfo[p].owner < 0 ? m->nsub : m->pinfo[p].owner;
+    first_use[m->p_embed] = -1;
+    for (int l = m->nsub - 1; l >= 0; l--) {
+        const Layer *L = &m->layers[l];
+        for (int i = 0; i < L->np; i++) if (first_use[L->param[i]] > l) first_use[L->param[i]] = l;
+        if (L->norm >= 0 && first_use[L->norm] > l) first_use[L->norm] = l;
+    }
+    m->ready_from = xmalloc((size_t)(m->nsub + 1) * sizeof(size_t));
+    for (int l = 0; l <= m->nsub; l++) {
+        size_t from = 0;
+        for (int p = 0; p < m->npinfo; p++)
+            if (first_use[p] < l && m->pinfo[p].offset + m->pinfo[p].numel > from) from = m->pinfo[p].offset + m->pinfo[p].numel;
+        m->ready_from[l] = from;
+    }
+    free(first_use);
+}
+
 void model_alloc(Model *m, int B, int T, int max_labels) {
     m->B = B; m->T = T; m->max_labels = max_labels;
     size_t C = m->C, BTC = (size_t)B * T * C, BT = (size_t)B * T;
@@ -151,12 +178,13 @@ void model_alloc(Model *m, int B, int T, int max_labels) {
     m->dpend = alloc_touched(BTC * sizeof(real));
     m->dtmp = alloc_touched(((size_t)max_labels * C > BTC ? (size_t)max_labels * C : BTC) * sizeof(real));
     m->tokens = alloc_touched(BT * sizeof(int));
+    compute_ready_from(m);
 }
 
 void model_free(Model *m) {
     void *bufs[] = {m->params, m->grads, m->acts, m->scratch, m->e0, m->de0, m->res, m->pend, m->xn,
                     m->rstd, m->out, m->fin, m->fin_rstd, m->lab_pos, m->lab_tgt, m->lab_pred, m->lab_h, m->logits,
-                    m->dres, m->dx, m->dpend, m->dtmp, m->tokens};
+                    m->dres, m->dx, m->dpend, m->dtmp, m->tokens, m->ready_from};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     for (int i = 0; i < m->nsub; i++) free(m->layers[i].priv);
     free(m->layers); free(m->pinfo);
@@ -340,12 +368,21 @@ double model_forward(Model *m, const int *tokens, const int *targets, int B, int
 void model_backward(Model *m) {
     int B = m->fwd_B, T = m->fwd_T, C = m->C, V = m->V, n = m->n_labels;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    if (n == 0 && m->aux_loss == 0) return;
+    if (n == 0 && m->aux_loss == 0) {
+        // nothing to differentiate: the gradients stay zero, and are final in the usual order
+        // (data-parallel ranks must hand over the same buckets whatever their batch part holds)
+        if (m->grad_ready) {
+            for (int l = m->nsub; l >= 0; l--) m->grad_ready(m->grad_ready_ctx, m->ready_from[l]);
+            m->grad_ready(m->grad_ready_ctx, 0);
+        }
+        return;
+    }
     double tp = m->profile ? omp_get_wtime() : 0;
 
-    // dlogits = (p - onehot(target)) / n, in place over the probabilities
+    // dlogits = (p - onehot(target)) / n, in place over the probabilities; n is the global batch's
+    // label count under data parallelism, so the ranks' gradients sum to the whole batch's
     real *dlog = m->logits;
-    real invn = (real)(1.0 / n);
+    real invn = (real)(1.0 / (m->loss_denom > 0 ? m->loss_denom : n));
     #pragma omp parallel for
     for (int r = 0; r < n; r++) {
         real *z = dlog + (size_t)r * V;
@@ -365,6 +402,7 @@ void model_backward(Model *m) {
     memset(m->dres, 0, BTC * sizeof(real));
     rmsnorm_backward(m->dres, G(m, m->p_norm_f), dfin, m->res + m->nsub * BTC, P(m, m->p_norm_f), m->fin_rstd, B * T, C);
     if (m->profile) tp = lap(m, "head+loss", PASS_BACKWARD, tp);
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, m->ready_from[m->nsub]);
 
     // Walk the sublayers backwards. dres is d(h), dpend is d(pending addend entering the norm
     // of the sublayer after the current one).
@@ -388,6 +426,7 @@ void model_backward(Model *m) {
             memcpy(m->dpend, ds, BTC * sizeof(real));
         }
         if (m->profile) tp = lap(m, L->type->name, PASS_BACKWARD, tp);
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, m->ready_from[l]);
     }
     // embedding: d(e0) = d(h_0) + what blocks that read e0 directly added (Zamba's concat);
     // rows scatter-add in position order, so the result does not depend on threads
@@ -398,4 +437,5 @@ void model_backward(Model *m) {
         for (int c = 0; c < C; c++) row[c] += a[c] + b[c];
     }
     if (m->profile) lap(m, "embedding", PASS_BACKWARD, tp);
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, 0);
 }

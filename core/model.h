@@ -64,6 +64,17 @@ struct Model {
     int *tokens;             // (B,T) the batch forward saw
     int fwd_B, fwd_T;        // its size
 
+    // Data-parallel training (core/dist.c) sets these; a single process keeps model_build's values.
+    double loss_denom;       // > 0: backward divides the cross-entropy gradient by this many labels
+                             //   (the whole global batch's) instead of this batch's n_labels
+    double aux_weight;       // weight of the pooled auxiliary losses' gradient (1; 1/K over K ranks)
+    // Called during backward (when set) each time more gradients are final: grads[from, nparams)
+    // will not change again in this backward. The last call has from = 0.
+    void (*grad_ready)(void *ctx, size_t from);
+    void *grad_ready_ctx;
+    size_t *ready_from;      // (nsub+1): grads[ready_from[l], nparams) are final once sublayers
+                             //   l..nsub-1 went backward (l = nsub: after the head); model_alloc
+
     int profile;             // 1: accumulate wall time per part into prof (model_build sets 0)
     int nprof;
     ProfPart prof[MAX_PROF_PARTS];   // in order of first appearance

@@ -1,6 +1,7 @@
 // resume.c: where training checkpoints go, and `hlab train --resume` (see resume.h).
 #include "resume.h"
 #include "checkpoint.h"
+#include "dist.h"
 #include "keys.h"
 #include "store.h"
 #include "train.h"
@@ -118,11 +119,43 @@ static int train_resume_config(const char *path, const Config *given, const Trai
     return rc;
 }
 
+// The training checkpoint run `target` of store dbpath recorded, into path. Returns 0 or an exit
+// status (the reason printed).
+static int run_checkpoint(const char *target, const char *dbpath, char *path, size_t cap) {
+    char emsg[1200];
+    int64_t run = atoll(target);
+    Store *s = store_open(dbpath, emsg, sizeof emsg);
+    if (!s) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
+    sqlite3_stmt *st;
+    int found = 0;
+    char status[32] = "";
+    path[0] = 0;
+    if (sqlite3_prepare_v2(store_sqlite(s), "SELECT status, checkpoint FROM runs WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, run);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            found = 1;
+            snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 0));
+            if (sqlite3_column_text(st, 1)) snprintf(path, cap, "%s", (const char *)sqlite3_column_text(st, 1));
+        }
+        sqlite3_finalize(st);
+    }
+    store_close(s);
+    const char *why = !found ? "no such run" : !strcmp(status, "done") ? "it is done: nothing to resume"
+                    : !strcmp(status, "diverged") ? "it diverged (and would again: see train.on_divergence)"
+                    : !path[0] ? "it recorded no training checkpoint (train.checkpoint_every was 0 and no signal stopped it): train it again"
+                    : NULL;
+    if (why) { fprintf(stderr, "hlab: --resume: run %s of %s: %s\n", target, dbpath, why); return EXIT_BADINPUT; }
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "hlab: --resume: run %s: no checkpoint at %s yet (killed before its first one?): train it again\n", target, path);
+        return EXIT_BADINPUT;
+    }
+    return 0;
+}
+
 // `hlab train --resume RUN|CHECKPOINT [CONFIG]`: finds the checkpoint (a run id: the one its row
 // records), takes the config from it and continues the run.
 int train_resume(const char *target, const Config *given, const TrainOptions *o) {
-    char emsg[1200], path[4096];
-    int64_t run = 0;
+    char path[4096];
     int is_id = target[0] && strspn(target, "0123456789") == strlen(target) && access(target, F_OK) != 0;
     if (is_id) {
         const char *dbpath = o->db ? o->db : given ? cfg_str(given, "store.db") : store_default_path();
@@ -130,32 +163,13 @@ int train_resume(const char *target, const Config *given, const TrainOptions *o)
             fprintf(stderr, "hlab: --resume %s: a run id needs the run store (--db PATH)\n", target);
             return EXIT_BADINPUT;
         }
-        run = atoll(target);
-        Store *s = store_open(dbpath, emsg, sizeof emsg);
-        if (!s) { fprintf(stderr, "hlab: run store: %s\n", emsg); return EXIT_BADINPUT; }
-        sqlite3_stmt *st;
-        int found = 0;
-        char status[32] = "";
-        path[0] = 0;
-        if (sqlite3_prepare_v2(store_sqlite(s), "SELECT status, checkpoint FROM runs WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, run);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                found = 1;
-                snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 0));
-                if (sqlite3_column_text(st, 1)) snprintf(path, sizeof path, "%s", (const char *)sqlite3_column_text(st, 1));
-            }
-            sqlite3_finalize(st);
-        }
-        store_close(s);
-        const char *why = !found ? "no such run" : !strcmp(status, "done") ? "it is done: nothing to resume"
-                        : !strcmp(status, "diverged") ? "it diverged (and would again: see train.on_divergence)"
-                        : !path[0] ? "it recorded no training checkpoint (train.checkpoint_every was 0 and no signal stopped it): train it again"
-                        : NULL;
-        if (why) { fprintf(stderr, "hlab: --resume: run %s of %s: %s\n", target, dbpath, why); return EXIT_BADINPUT; }
-        if (access(path, R_OK) != 0) {
-            fprintf(stderr, "hlab: --resume: run %s: no checkpoint at %s yet (killed before its first one?): train it again\n", target, path);
-            return EXIT_BADINPUT;
-        }
+        // under MPI only rank 0 reads the store (it may be on rank 0's disk alone) and tells the
+        // others; the checkpoint itself must be readable by every rank
+        int rc = dist_rank() == 0 ? run_checkpoint(target, dbpath, path, sizeof path) : 0;
+        dist_bcast(&rc, sizeof rc);
+        dist_bcast(path, sizeof path);
+        if (rc) return rc;
+        int64_t run = atoll(target);
         if (!o->db) {   // the run's store, for train_main
             static char db[4096];
             snprintf(db, sizeof db, "%s", dbpath);

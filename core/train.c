@@ -2,6 +2,7 @@
 // validation, early stopping, divergence and interruption handling.
 #include "train.h"
 #include "checkpoint.h"
+#include "dist.h"
 #include "keys.h"
 #include "mixture.h"
 #include "machine.h"
@@ -15,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+// MPI gradient buckets (--bucket-mb): see the README's measurements
+#define DEFAULT_BUCKET_MB 4.0
 
 // The first SIGINT or SIGTERM asks the loop to stop after the step (and checkpoint); a second
 // one ends the process at once, as the default action would (the run stays resumable from its
@@ -187,7 +191,7 @@ RunInfo run_info_for(const Config *cfg, const Model *m, const MachineInfo *mi, c
     RunInfo ri = {.experiment = experiment ? experiment : "", .variant = variant ? variant : "", .identity = identity,
                   .config_yaml = yaml, .pattern = m->pattern, .seed = cfg_int(cfg, "seed"), .code_version = mi->code_version,
                   .host = mi->host, .cpu = mi->cpu, .blas_core = mi->blas_core, .threads = mi->threads,
-                  .params_total = model_param_count(m), .params_active = model_active_count(m)};
+                  .params_total = model_param_count(m), .params_active = model_active_count(m), .ranks = dist_size()};
     return ri;
 }
 
@@ -227,6 +231,18 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         return EXIT_BADINPUT;
     }
     const Mixture *ev = &plan.eval;
+    // data parallelism: every rank draws the whole global batch's indices and fills its rows
+    // [lo, hi); one process has lo = 0, hi = B
+    int K = dist_size(), leader = dist_rank() == 0, lo, hi;
+    int quiet = o->quiet || !leader;
+    if (B < K) {
+        if (leader) fprintf(stderr, "hlab: train.batch_size %d is smaller than the %d MPI ranks: every rank needs at least one sequence\n", B, K);
+        plan_close(&plan);
+        model_free(&m);
+        return EXIT_BADINPUT;
+    }
+    dist_rows(B, &lo, &hi);
+    int Bl = hi - lo;
 
     ops_init_threads((int)cfg_int(cfg, "train.threads"));
     // T is the longest example of any task, phase or split (tasks may evaluate beyond training)
@@ -234,7 +250,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     long steps = plan.steps;
 
     size_t mem0 = alloc_touched_bytes();
-    model_alloc(&m, B, T, B * plan.max_labels);
+    model_alloc(&m, Bl, T, Bl * plan.max_labels);   // this rank's part of the batch
     model_init(&m, seed);
     char emsg[1200];
     if (o->init && checkpoint_load(&m, o->init, emsg, sizeof emsg) != 0) {
@@ -287,10 +303,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             memset(&ts, 0, sizeof ts);
         } else {
             resumed = 1;
-            if (ts.threads && ts.threads != mi.threads)
-                fprintf(stderr, "hlab: warning: the checkpoint was written with %d threads, this process has %d: the "
-                        "continuation is not bitwise what an uninterrupted run would give\n", ts.threads, mi.threads);
-            if (strcmp(ts.version, mi.code_version))
+            if (leader && ((ts.threads && ts.threads != mi.threads) || ts.ranks != K))
+                fprintf(stderr, "hlab: warning: the checkpoint was written by %d rank%s x %d threads, this is %d x %d: the "
+                        "continuation is not bitwise what an uninterrupted run would give\n", ts.ranks, ts.ranks == 1 ? "" : "s",
+                        ts.threads, K, mi.threads);
+            if (leader && strcmp(ts.version, mi.code_version))
                 fprintf(stderr, "hlab: warning: the checkpoint was written by code version %s, this is %s\n", ts.version, mi.code_version);
         }
     }
@@ -303,6 +320,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         free(yaml); adamw_free(&opt); plan_close(&plan); model_free(&m);
         return EXIT_BADINPUT;
     }
+    use_store = use_store && leader;   // only rank 0 records the run and writes checkpoints
     Store *store = NULL;
     int64_t run = -1;
     if (use_store) {
@@ -328,9 +346,9 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
         if (run < 0) { fprintf(stderr, "hlab: run store: %s\n", store_errmsg(store)); return EXIT_FAIL; }
     }
-    char ckpt[4096], ckpt_abs[4096] = "";
-    if (resume_checkpoint_path(cfg, store ? dbpath : NULL, run, identity, ckpt, sizeof ckpt) != 0 ||
-        (ckpt[0] && resume_absolute_path(ckpt, ckpt_abs, sizeof ckpt_abs) != 0)) {
+    char ckpt[4096] = "", ckpt_abs[4096] = "";
+    if (leader && (resume_checkpoint_path(cfg, store ? dbpath : NULL, run, identity, ckpt, sizeof ckpt) != 0 ||
+                   (ckpt[0] && resume_absolute_path(ckpt, ckpt_abs, sizeof ckpt_abs) != 0))) {
         fprintf(stderr, "hlab: warning: the training checkpoint's path is too long: no training checkpoints\n");
         ckpt[0] = 0;
     }
@@ -362,11 +380,15 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     ts.run = run > 0 ? run : 0;
     if (!store || resume_absolute_path(dbpath, ts.store, sizeof ts.store) != 0) ts.store[0] = 0;
     ts.threads = mi.threads;
+    ts.ranks = K;
 
-    if (!o->quiet) {
+    double bucket_mb = o->bucket_mb >= 0 ? o->bucket_mb : DEFAULT_BUCKET_MB;
+    if (!quiet) {
         printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d sequences (up to %d tokens), %d threads, BLAS core %s\n",
                (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
         if (resumed) printf("resuming at step %ld from %s\n", ts.step, o->resume);
+        if (K > 1) printf("data parallel: %d MPI ranks (%s) x %d threads, %d sequences each, gradient buckets of %.3g MB\n", K,
+                          dist_library(), mi.threads, Bl, bucket_mb);
     }
 
     // SIGINT/SIGTERM: finish the step, checkpoint, stop. SA_RESTART keeps a checkpoint or store
@@ -377,7 +399,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int *tok = alloc_touched((size_t)B * T * sizeof(int)), *tgt = alloc_touched((size_t)B * T * sizeof(int));
+    int *tok = alloc_touched((size_t)Bl * T * sizeof(int)), *tgt = alloc_touched((size_t)Bl * T * sizeof(int));
     double train_mb = (double)(alloc_touched_bytes() - mem0) / (1024.0 * 1024.0);   // every buffer the step uses
     long idx[B];
     int len[B];
@@ -387,31 +409,63 @@ int train_main(const Config *cfg, const TrainOptions *o) {
 
     const char *status = "done";
     char errbuf[6000] = "";
-    double t0 = now_seconds() - ts.wall, tlog = now_seconds(), interval_tokens = 0;
     long step;
     int exit_code = EXIT_OK;
+    // Every rank got here, or none trains: a rank that failed to set up (a file it cannot read,
+    // rank 0's store) has printed why, and all stop with its status.
+    int start = dist_start(EXIT_OK);
+    if (start != EXIT_OK) {
+        if (store) { store_run_end(store, run, "failed", "another MPI rank failed to start (its error output says why)"); store_close(store); }
+        free(yaml); free(tok); free(tgt); adamw_free(&opt); plan_close(&plan); model_free(&m);
+        return start;
+    }
+    GradSync *gsync = gradsync_attach(&m, (size_t)(bucket_mb * 1048576.0 / sizeof(real)));
+    if (K > 1) m.aux_weight = 1.0 / K;   // the mean of the ranks' load-balancing losses
+    double t0 = now_seconds() - ts.wall, tlog = now_seconds(), interval_tokens = 0;
     for (step = ts.step; step < steps && !ts.finished; step++) {
-        if (!o->quiet && plan.nphases > 1 && plan_phase(&plan, step)->first == step)
+        if (!quiet && plan.nphases > 1 && plan_phase(&plan, step)->first == step)
             printf("phase %d: steps %ld..%ld\n", (int)(plan_phase(&plan, step) - plan.phase) + 1, step + 1,
                    step + plan_phase(&plan, step)->steps);
         plan_batch(&plan, step, B, btask, bst, idx);
-        int Tb = fill_batch(btask, bst, SPLIT_TRAIN, idx, B, T, tok, tgt, len, slices);
+        int Tb = fill_batch(btask + lo, bst + lo, SPLIT_TRAIN, idx + lo, Bl, T, tok, tgt, len, slices);
+        double batch_tokens = 0;
+        for (int b = 0; b < Bl; b++) batch_tokens += len[b];
+        if (K > 1) {
+            // the cross-entropy is a mean over the whole batch's labels: each rank divides by
+            // their total, so the sum of the ranks' gradients is the one-process gradient
+            double labels = 0;
+            for (size_t i = 0; i < (size_t)Bl * Tb; i++) labels += tgt[i] >= 0;
+            dist_sum(&labels, 1);
+            m.loss_denom = labels;
+        }
         model_zero_grad(&m);
-        double loss = model_forward(&m, tok, tgt, B, Tb);
+        double loss = model_forward(&m, tok, tgt, Bl, Tb), aux = m.aux_loss;
         model_backward(&m);
+        gradsync_wait(gsync);   // grads = the sum over ranks, the same on every rank
+        int stop_now = stop_signal != 0;
+        if (K > 1) {
+            // the whole batch's loss, tokens and the stop decision, agreed by all ranks so that
+            // they leave the loop at the same step
+            double g[4] = {m.n_labels ? loss * m.n_labels : 0, aux, batch_tokens, stop_now};
+            dist_sum(g, 4);
+            loss = m.loss_denom > 0 ? g[0] / m.loss_denom : 0;
+            aux = g[1] / K;
+            batch_tokens = g[2];
+            stop_now = g[3] > 0;
+        }
         double gn = grad_norm(m.grads, m.nparams);
         double lr = plan_lr(&plan, &sched, step);
         int skipped = 0;
-        if (!isfinite(loss) || !isfinite(m.aux_loss) || !isfinite(gn)) {
+        if (!isfinite(loss) || !isfinite(aux) || !isfinite(gn)) {
             // which tensor went first says where to look (a block's backward, an lr too high ...)
             char where[600], why[1000];
             nonfinite_where(&m, where, sizeof where);
             snprintf(why, sizeof why, "step %ld: non-finite %s (loss %g, gradient norm %g); %s", step + 1,
-                     isfinite(loss) && isfinite(m.aux_loss) ? "gradient" : "loss", loss, gn, where);
+                     isfinite(loss) && isfinite(aux) ? "gradient" : "loss", loss, gn, where);
             if (skip_policy && ts.skipped < max_skips) {
                 ts.skipped++;
                 skipped = 1;
-                if (!o->quiet) printf("%s: update skipped (%ld of at most %ld)\n", why, ts.skipped, max_skips);
+                if (!quiet) printf("%s: update skipped (%ld of at most %ld)\n", why, ts.skipped, max_skips);
             } else {
                 if (skip_policy) snprintf(errbuf, sizeof errbuf, "%s; %ld updates skipped before it (train.max_skipped_steps)", why, ts.skipped);
                 else snprintf(errbuf, sizeof errbuf, "%s", why);
@@ -421,15 +475,21 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
         if (!skipped) {   // a skipped step changes nothing but the count: no update, no loss, no tokens
             adamw_step(&opt, m.params, m.grads, lr, clip > 0 && gn > clip ? clip / gn : 1.0);
-            double batch_tokens = 0;
-            for (int b = 0; b < B; b++) batch_tokens += len[b];
             ts.tokens += batch_tokens;
             interval_tokens += batch_tokens;
-            ts.loss_sum += loss; ts.aux_sum += m.aux_loss; ts.loss_n++;
+            ts.loss_sum += loss; ts.aux_sum += aux; ts.loss_n++;
         }
 
         int last = step == steps - 1;
         if ((step + 1) % log_every == 0 || last) {
+            // the ranks must hold the same weights: MPI_Allreduce is not required to give every
+            // rank bitwise the same sum, so this is checked rather than assumed
+            if (!dist_identical(m.params, m.nparams)) {
+                snprintf(errbuf, sizeof errbuf, "step %ld: the MPI ranks' weights differ (the gradient all-reduce gave the ranks "
+                         "different sums); try --bucket-mb 0", step + 1);
+                status = "failed"; exit_code = EXIT_FAIL;
+                break;
+            }
             double now = now_seconds(), wall = now - t0;
             double tps = interval_tokens / (now - tlog);
             double mean_loss = ts.loss_n ? ts.loss_sum / ts.loss_n : NAN;
@@ -445,7 +505,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 store_flush(store);
             }
             if (o->progress) o->progress(o->progress_ctx, step + 1, steps, mean_loss, wall);
-            if (!o->quiet)
+            if (!quiet)
                 printf("step %6ld/%ld  loss %.4f  lr %.2e  gnorm %.3f  %.0f tok/s  %.1fs\n", step + 1, steps, mean_loss, lr, gn, tps, wall);
             fflush(stdout);
             ts.loss_sum = 0; ts.aux_sum = 0; ts.loss_n = 0; interval_tokens = 0; tlog = now_seconds();
@@ -467,7 +527,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                     snprintf(name, sizeof name, "valid_accuracy.%s", ev->task[i]->name);
                     store_metric(store, run, step + 1, ts.tokens, wall, name, acc);
                 }
-                if (!o->quiet) printf("eval  step %ld  %s valid loss %.4f  %s %.4f\n", step + 1, ev->task[i]->name,
+                if (!quiet) printf("eval  step %ld  %s valid loss %.4f  %s %.4f\n", step + 1, ev->task[i]->name,
                                       stats_loss(&r.all), ev->task[i]->metric, stats_headline(ev->task[i], &r.all));
                 eval_free(&r);
             }
@@ -481,15 +541,16 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 tlog = now_seconds();
                 interval_tokens = 0;
                 if (early > 0 && worst >= early) {
-                    if (!o->quiet) printf("early stop: validation accuracy %.4f >= %.4f%s\n", worst, early, ev->n > 1 ? " on every task" : "");
+                    if (!quiet) printf("early stop: validation accuracy %.4f >= %.4f%s\n", worst, early, ev->n > 1 ? " on every task" : "");
                     ts.finished = 1;   // a resumed run must not train past this point
                     step++;
                     break;
                 }
             }
         }
-        if (stop_signal) {
-            snprintf(errbuf, sizeof errbuf, "interrupted by signal %d at step %ld", (int)stop_signal, step + 1);
+        if (stop_now) {
+            if (stop_signal) snprintf(errbuf, sizeof errbuf, "interrupted by signal %d at step %ld", (int)stop_signal, step + 1);
+            else snprintf(errbuf, sizeof errbuf, "interrupted by a signal to another MPI rank at step %ld", step + 1);
             status = "interrupted"; exit_code = EXIT_INTERRUPTED;
             step++;
             break;
@@ -503,6 +564,10 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         }
     }
     double train_time = now_seconds() - t0;
+    if (K > 1 && !quiet)
+        printf("gradient all-reduce: %ld buckets, %.2f s waited for after backward (%.1f%% of training)\n", gradsync_buckets(gsync),
+               gradsync_wait_seconds(gsync), 100 * gradsync_wait_seconds(gsync) / train_time);
+    gradsync_free(gsync);
 
     // The state where training stopped: stopped by a signal (to resume from), or at the end of a
     // run that checkpoints (so a kill during the final evaluation resumes there, and the file
@@ -533,7 +598,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 if (task->size(ev->st[i], split) == 0) continue;
                 EvalResult r = evaluate(&m, task, ev->st[i], split, eval_max, T, tok, tgt);
                 record_eval(store, run, task, split, &r);
-                if (!o->quiet) {
+                if (!quiet) {
                     printf("final %-5s %s%sloss %.4f  %s %.4f  (%ld examples)\n", split_names[split], ev->n > 1 ? task->name : "",
                            ev->n > 1 ? "  " : "", stats_loss(&r.all), task->metric, stats_headline(task, &r.all), r.all.examples);
                     if (r.ncells > 1)
@@ -552,7 +617,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
             store_eval(store, run, ev->task[0]->name, "train", "{}", "memory_mb", train_mb, step);
         }
         const char *out = o->out ? o->out : cfg_str(cfg, "train.checkpoint");
-        if (out && out[0]) {
+        if (out && out[0] && leader) {
             if (checkpoint_save(&m, out, emsg, sizeof emsg) != 0) {
                 snprintf(errbuf, sizeof errbuf, "checkpoint: %s", emsg);
                 status = "failed"; exit_code = EXIT_FAIL;
@@ -562,12 +627,12 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 if (store && abs && store_run_checkpoint(store, run, abs) != 0)
                     fprintf(stderr, "hlab: warning: checkpoint path not recorded: %s\n", store_errmsg(store));
                 free(abs);
-                if (!o->quiet) printf("checkpoint written to %s\n", out);
+                if (!quiet) printf("checkpoint written to %s\n", out);
             }
         }
     }
     if (exit_code != EXIT_OK) fprintf(stderr, "hlab: run %s: %s\n", status, errbuf);
-    if (!o->quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, ts.tokens / train_time);
+    if (!quiet) printf("trained %ld steps in %.1f s (%.0f tokens/s)\n", step, train_time, ts.tokens / train_time);
     if (store) {
         store_run_end(store, run, status, errbuf[0] ? errbuf : NULL);
         store_close(store);

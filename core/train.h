@@ -15,6 +15,7 @@ typedef struct {
     int quiet;
     int64_t run_id;          // > 0: record into this run, already claimed (a sweep); 0: create one
     const char *resume;      // continue from this training checkpoint (NULL: a fresh start)
+    double bucket_mb;        // MPI: gradient all-reduce bucket in MB (0: one after backward; < 0: default)
     int resume_fallback;     // a checkpoint that cannot be used means starting over (the sweep),
                              // not an error
     // called at every log step (a sweep's progress display); NULL for none

@@ -28,7 +28,7 @@ static void rig_setup(LayerRig *r, const BlockType *t, const Config *c, int B, i
     memset(r, 0, sizeof *r);
     Model *m = &r->m;
     m->cfg = c; m->C = (int)cfg_int(c, "model.d_model"); m->V = (int)cfg_int(c, "model.vocab_size");
-    m->eps = (real)cfg_num(c, "model.norm_eps"); m->nsub = 1; m->n_layers = 1;
+    m->eps = (real)cfg_num(c, "model.norm_eps"); m->nsub = 1; m->n_layers = 1; m->aux_weight = 1;
     m->layers = &r->L; m->B = B; m->T = T;
     Layer *L = &r->L;
     L->type = t; L->index = 0; L->layer_id = 0; L->model = m; L->cfg = c; L->norm = -1;
