@@ -110,6 +110,7 @@ int bench_sgemm_main(const BenchOptions *o) {
     machine_info(&mi);
     int cores = mi.cores > 0 ? mi.cores : 1;
     printf("sgemm GFLOP/s on %s (%d cores), OpenBLAS core %s, code %s\n", mi.cpu, cores, mi.blas_core, mi.code_version);
+    if (machine_blas_warning()) fprintf(stderr, "hlab: warning: %s\n", machine_blas_warning());
     fflush(stdout);
     SgemmCell cells[BENCH_MAX_SGEMM];
     double peak1, peak2;

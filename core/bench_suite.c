@@ -353,6 +353,7 @@ int bench_suite_main(const SuiteOptions *o) {
     printf("benchmark suite%s on %s (%d cores), OpenBLAS core %s, code %s, %d thread(s); recording into %s as '%s'\n",
            o->quick ? " (quick)" : "", mi.cpu, mi.cores, mi.blas_core, mi.code_version, p.threads,
            strcmp(p.db, "none") ? p.db : "no store", suite);
+    if (machine_blas_warning()) fprintf(stderr, "hlab: warning: %s\n", machine_blas_warning());
     int rc = 0;
     sgemm_part(&p, &lg);
     rc |= train_part(&p, &lg);

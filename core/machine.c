@@ -35,6 +35,24 @@ void machine_info(MachineInfo *mi) {
     mi->threads = ops_threads();
 }
 
+const char *machine_blas_warning(void) {
+    static char msg[400];
+    const char *core = blas_core_name();
+    if (!core || getenv("OPENBLAS_CORETYPE")) return NULL;   // the user chose
+    // OpenBLAS falls back to its oldest x86-64 kernels for a CPU model it does not know (0.3.21
+    // and Emerald Rapids, model 207, for one): SSE3, several times slower than what the CPU has
+    static const char *generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Banias"};
+    int old = 0;
+    for (size_t i = 0; i < sizeof generic / sizeof *generic; i++) old |= !strcmp(core, generic[i]);
+    __builtin_cpu_init();
+    const char *has = __builtin_cpu_supports("avx512f") ? "AVX-512" : __builtin_cpu_supports("avx2") ? "AVX2" : NULL;
+    if (!old || !has) return NULL;
+    snprintf(msg, sizeof msg, "OpenBLAS runs its generic %s kernels on this %s CPU (it does not recognise the model): matrix "
+             "products are several times slower than they could be. Set OPENBLAS_CORETYPE to the newest core your OpenBLAS "
+             "knows that this CPU supports (hlab does not choose for you)", core, has);
+    return msg;
+}
+
 double machine_rss_mb(int peak) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;

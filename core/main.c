@@ -487,7 +487,9 @@ static int cmd_version(void) {
     ops_init_threads(0);
     MachineInfo mi;
     machine_info(&mi);
-    printf("hlab %s\nBLAS core %s (%s)\nCPU %s, %d cores\n", mi.code_version, mi.blas_core, blas_config(), mi.cpu, mi.cores);
+    printf("hlab %s\nBLAS core %s (%s)\nCPU %s, %d cores\nMPI %s\n", mi.code_version, mi.blas_core, blas_config(), mi.cpu, mi.cores,
+           dist_built_with_mpi() ? dist_library() : "none (make MPI=1 builds with Open MPI)");
+    if (machine_blas_warning()) fprintf(stderr, "hlab: warning: %s\n", machine_blas_warning());
     return 0;
 }
 

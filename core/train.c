@@ -386,6 +386,7 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     if (!quiet) {
         printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d sequences (up to %d tokens), %d threads, BLAS core %s\n",
                (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
+        if (machine_blas_warning()) fprintf(stderr, "hlab: warning: %s\n", machine_blas_warning());
         if (resumed) printf("resuming at step %ld from %s\n", ts.step, o->resume);
         if (K > 1) printf("data parallel: %d MPI ranks (%s) x %d threads, %d sequences each, gradient buckets of %.3g MB\n", K,
                           dist_library(), mi.threads, Bl, bucket_mb);
