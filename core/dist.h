@@ -48,5 +48,12 @@ void gradsync_wait(GradSync *g);
 // Seconds spent waiting in gradsync_wait (the communication backward did not hide), and the
 // number of buckets, since attach.
 double gradsync_wait_seconds(const GradSync *g);
+// The bucket size when --bucket-mb is not given: 0 (no overlap) when every rank is on one node,
+// where overlapping measured slower; 4 MB across nodes. Collective: every rank calls it.
+double dist_default_bucket_mb(void);
 long gradsync_buckets(const GradSync *g);
 void gradsync_free(GradSync *g);
+
+// `hlab bench allreduce`: blocking and non-blocking all-reduce time and bandwidth from 16 KB to
+// 64 MB (rank 0 prints), to choose --bucket-mb for an interconnect. Returns an exit status.
+int dist_bench_allreduce(void);

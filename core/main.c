@@ -65,6 +65,7 @@ static const char *usage =
     "  bench suite [--db PATH] [--out DIR] [--quick] [--threads N]\n"
     "        all of the above for 5 architectures (configs/bench/), recorded in the store's benchmarks\n"
     "        table (default results/bench.db) and written up with plots (default reports/bench)\n"
+    "  mpirun -np K hlab bench allreduce   all-reduce time and bandwidth, 16 KB to 64 MB (for --bucket-mb)\n"
     "  keys [--markdown]   every config key with its type, default and meaning\n"
     "  version             code version, BLAS core, CPU\n";
 
@@ -263,9 +264,14 @@ static int cmd_sweep(int argc, char **argv) {
 }
 
 static int cmd_bench(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train") && strcmp(argv[2], "generate") && strcmp(argv[2], "suite")))
-        bad_usage("bench needs what to measure: sgemm, train, generate or suite%s", "");
+    if (argc < 3 || (strcmp(argv[2], "sgemm") && strcmp(argv[2], "train") && strcmp(argv[2], "generate") && strcmp(argv[2], "suite") &&
+                     strcmp(argv[2], "allreduce")))
+        bad_usage("bench needs what to measure: sgemm, train, generate, suite or allreduce%s", "");
     BenchOptions o = {0};
+    if (!strcmp(argv[2], "allreduce")) {
+        if (argc > 3) bad_usage("unknown option \"%s\" for bench allreduce", argv[3]);
+        return dist_bench_allreduce();
+    }
     if (!strcmp(argv[2], "sgemm")) {
         for (int i = 3; i < argc; i++) {
             if (!strcmp(argv[i], "--quick")) o.quick = 1;
@@ -499,7 +505,7 @@ static int run_command(int argc, char **argv) {
         return argc < 2 ? EXIT_BADINPUT : 0;
     }
     const char *cmd = argv[1];
-    if (dist_size() > 1 && strcmp(cmd, "train")) {
+    if (dist_size() > 1 && strcmp(cmd, "train") && !(!strcmp(cmd, "bench") && argc > 2 && !strcmp(argv[2], "allreduce"))) {
         // a sweep or an evaluation on every rank would record everything K times
         if (dist_rank() == 0)
             fprintf(stderr, "hlab: only `hlab train` runs on several MPI ranks (this is one of %d): run `hlab %s` as one process\n",

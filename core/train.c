@@ -17,9 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-// MPI gradient buckets (--bucket-mb): see the README's measurements
-#define DEFAULT_BUCKET_MB 4.0
-
 // The first SIGINT or SIGTERM asks the loop to stop after the step (and checkpoint); a second
 // one ends the process at once, as the default action would (the run stays resumable from its
 // last checkpoint, like after SIGKILL).
@@ -382,14 +379,11 @@ int train_main(const Config *cfg, const TrainOptions *o) {
     ts.threads = mi.threads;
     ts.ranks = K;
 
-    double bucket_mb = o->bucket_mb >= 0 ? o->bucket_mb : DEFAULT_BUCKET_MB;
     if (!quiet) {
         printf("run %lld: pattern %s, %.0f parameters, %ld steps of %d sequences (up to %d tokens), %d threads, BLAS core %s\n",
                (long long)run, m.pattern, model_param_count(&m), steps, B, T, mi.threads, mi.blas_core);
         if (machine_blas_warning()) fprintf(stderr, "hlab: warning: %s\n", machine_blas_warning());
         if (resumed) printf("resuming at step %ld from %s\n", ts.step, o->resume);
-        if (K > 1) printf("data parallel: %d MPI ranks (%s) x %d threads, %d sequences each, gradient buckets of %.3g MB\n", K,
-                          dist_library(), mi.threads, Bl, bucket_mb);
     }
 
     // SIGINT/SIGTERM: finish the step, checkpoint, stop. SA_RESTART keeps a checkpoint or store
@@ -419,6 +413,16 @@ int train_main(const Config *cfg, const TrainOptions *o) {
         if (store) { store_run_end(store, run, "failed", "another MPI rank failed to start (its error output says why)"); store_close(store); }
         free(yaml); free(tok); free(tgt); adamw_free(&opt); plan_close(&plan); model_free(&m);
         return start;
+    }
+    // collective, so only once every rank is known to be here
+    double bucket_mb = K == 1 ? 0 : o->bucket_mb >= 0 ? o->bucket_mb : dist_default_bucket_mb();
+    if (K > 1 && !quiet) {
+        if (bucket_mb > 0)
+            printf("data parallel: %d MPI ranks (%s) x %d threads, %d sequences each, gradients summed during backward in "
+                   "buckets of %.3g MB\n", K, dist_library(), mi.threads, Bl, bucket_mb);
+        else
+            printf("data parallel: %d MPI ranks (%s) x %d threads, %d sequences each, gradients summed after backward\n", K,
+                   dist_library(), mi.threads, Bl);
     }
     GradSync *gsync = gradsync_attach(&m, (size_t)(bucket_mb * 1048576.0 / sizeof(real)));
     if (K > 1) m.aux_weight = 1.0 / K;   // the mean of the ranks' load-balancing losses

@@ -88,8 +88,13 @@ check "one training checkpoint, rank 0's, with hlab.ranks = 2" \
 check "rank 0 prints the split and the all-reduce's cost" "grep -q 'data parallel: 2 MPI ranks' '$tmp/h-2.log' && grep -q 'gradient all-reduce:' '$tmp/h-2.log'"
 check "two MPI runs are bitwise equal (the determinism contract, per rank count)" \
   "mpi 2 '$M' train '$tmp/h.yaml' --db '$tmp/h-2b.db' --quiet > /dev/null 2>&1 && [ \"\$(metric '$tmp/h-2.db' train_loss)\" = \"\$(metric '$tmp/h-2b.db' train_loss)\" ]"
-check "one bucket after backward (--bucket-mb 0) gives bitwise the same curve as overlapped buckets" \
-  "mpi 2 '$M' train '$tmp/h.yaml' --db '$tmp/h-2c.db' --bucket-mb 0 --quiet > /dev/null 2>&1 && [ \"\$(metric '$tmp/h-2.db' grad_norm)\" = \"\$(metric '$tmp/h-2c.db' grad_norm)\" ]"
+# all ranks on one node: by default one all-reduce after backward; small buckets overlap it
+check "default on one node: one all-reduce per step (30 for 30 steps)" "grep -q 'summed after backward' '$tmp/h-2.log' && grep -q 'all-reduce: 30 buckets' '$tmp/h-2.log'"
+mpi 2 "$M" train "$tmp/h.yaml" --db "$tmp/h-2c.db" --bucket-mb 0.02 > "$tmp/h-2c.log" 2>&1
+nb=$(sed -n 's/^gradient all-reduce: \([0-9]*\) buckets.*/\1/p' "$tmp/h-2c.log")
+check "--bucket-mb 0.02: $nb buckets in 30 steps, sent during backward" "[ '$nb' -gt 90 ] 2>/dev/null && grep -q 'during backward in buckets of 0.02 MB' '$tmp/h-2c.log'"
+check "overlapped buckets give bitwise the same curve as one all-reduce after backward" \
+  "[ \"\$(metric '$tmp/h-2.db' grad_norm)\" = \"\$(metric '$tmp/h-2c.db' grad_norm)\" ] && [ -n \"\$(metric '$tmp/h-2c.db' grad_norm)\" ]"
 
 # 3. a signal to one rank: both stop at the same step, rank 0 checkpoints, the run resumes under
 # MPI and ends bitwise equal to the uninterrupted MPI run
