@@ -1,5 +1,6 @@
 # hybridlab: `make` builds ./hlab; `make test` builds and runs every test (ends "N passed, N failed");
-# `make bench` runs the benchmark suite; `make deps` installs the Debian packages that are missing.
+# `make bench` runs the benchmark suite; `make deps` installs the Debian packages that are missing;
+# `make MPI=1` builds ./hlab against Open MPI for `mpirun -np K ./hlab train` (README: MPI).
 CC      ?= gcc
 CFLAGS  ?= -O3 -march=native
 HLAB_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)

@@ -545,7 +545,10 @@ int train_main(const Config *cfg, const TrainOptions *o) {
                 }
                 tlog = now_seconds();
                 interval_tokens = 0;
-                if (early > 0 && worst >= early) {
+                // rank 0 decides: ranks of different batch sizes may round a near-tie differently
+                int stop_early = early > 0 && worst >= early;
+                if (K > 1) dist_bcast(&stop_early, sizeof stop_early);
+                if (stop_early) {
                     if (!quiet) printf("early stop: validation accuracy %.4f >= %.4f%s\n", worst, early, ev->n > 1 ? " on every task" : "");
                     ts.finished = 1;   // a resumed run must not train past this point
                     step++;

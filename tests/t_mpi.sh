@@ -96,6 +96,10 @@ check "--bucket-mb 0.02: $nb buckets in 30 steps, sent during backward" "[ '$nb'
 check "overlapped buckets give bitwise the same curve as one all-reduce after backward" \
   "[ \"\$(metric '$tmp/h-2.db' grad_norm)\" = \"\$(metric '$tmp/h-2c.db' grad_norm)\" ] && [ -n \"\$(metric '$tmp/h-2c.db' grad_norm)\" ]"
 
+check "early stopping under MPI: every rank stops at the first validation (step 5), rank 0 records it" \
+  "mpi 2 '$M' train '$tmp/h.yaml' --db '$tmp/early.db' --set eval.every=5 --set eval.early_stop=0.001 --quiet > /dev/null 2>&1 &&
+   [ \"\$(sqlite3 '$tmp/early.db' \"select status, (select max(step) from metrics) from runs\")\" = 'done|5' ]"
+
 # 3. a signal to one rank: both stop at the same step, rank 0 checkpoints, the run resumes under
 # MPI and ends bitwise equal to the uninterrupted MPI run
 # the same model, trained long enough to be stopped midway
