@@ -281,8 +281,8 @@ void gradsync_free(GradSync *g) {
 int dist_bench_allreduce(void) {
 #ifdef HLAB_MPI
     if (g_size == 1) {
-        printf("one process: nothing to all-reduce (run under mpirun -np K, K >= 2)\n");
-        return 0;
+        fprintf(stderr, "hlab: bench allreduce: one process has nothing to all-reduce: run it under mpirun -np K, K >= 2\n");
+        return EXIT_BADINPUT;
     }
     char host[128] = "";
     int len = 0;
@@ -322,7 +322,7 @@ int dist_bench_allreduce(void) {
     free(buf);
     return 0;
 #else
-    printf("this hlab was built without MPI: build with `make MPI=1` and run under mpirun -np K\n");
-    return 0;
+    fprintf(stderr, "hlab: bench allreduce: this hlab was built without MPI: build with `make MPI=1` and run it under mpirun -np K\n");
+    return EXIT_BADINPUT;
 #endif
 }

@@ -148,7 +148,7 @@ $H bench sgemm --quick > "$tmp/bench" 2>&1; rc=$?
 check "bench sgemm --quick: header with CPU and BLAS core, one product row of 3 positive GFLOP/s, the peak line (exit $rc)" \
   "[ $rc = 0 ] && grep -q '^sgemm GFLOP/s on .*OpenBLAS core ' '$tmp/bench' && awk '/^square +256 +256 +256/ { ok = \$5 > 0 && \$6 > 0 && \$7 > 0 } END { exit !ok }' '$tmp/bench' && grep -qE '^peak: [0-9.]+ GFLOP/s on 1 thread, [0-9.]+ on [0-9]+ threads' '$tmp/bench'"
 $H bench flops > "$tmp/bench2" 2>&1; rc=$?
-check "bench with an unknown measurement: exit 2, says what exists" "[ $rc = 2 ] && grep -q 'bench needs what to measure: sgemm, train, generate or suite' '$tmp/bench2'"
+check "bench with an unknown measurement: exit 2, says what exists" "[ $rc = 2 ] && grep -q 'bench needs what to measure: sgemm, train, generate, suite or allreduce' '$tmp/bench2'"
 $H bench train configs/transformer-tiny.yaml configs/mamba2-tiny.yaml --batch 2 --seq 16 --steps 1 --threads 1 > "$tmp/bench3" 2>&1; rc=$?
 check "bench train: a row per config with its pattern, B, T and positive tokens/s, GFLOP/s and memory (exit $rc)" \
   "[ $rc = 0 ] && grep -q '^training steps on .*1 thread(s)' '$tmp/bench3' && awk '/^transformer-tiny.yaml +\\*-\\*-\\*-\\*- / && \$4 == 2 && \$5 == 16 && \$6 > 0 && \$7 > 0 && \$9 > 0 { a = 1 } /^mamba2-tiny.yaml +MMMM / && \$6 > 0 { b = 1 } END { exit !(a && b) }' '$tmp/bench3'"

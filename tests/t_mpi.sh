@@ -147,5 +147,11 @@ check "mpirun -np 1 with the MPI build is an ordinary run, bitwise the plain bui
   "mpi 1 '$M' train '$tmp/h.yaml' --db '$tmp/h-1b.db' --quiet > /dev/null 2>&1 && [ \"\$(metric '$tmp/h-1.db' grad_norm)\" = \"\$(metric '$tmp/h-1b.db' grad_norm)\" ]"
 check "the MPI build without a launcher is an ordinary run too" \
   "'$M' train '$tmp/h.yaml' --db '$tmp/h-1c.db' --quiet > /dev/null 2>&1 && [ \"\$(metric '$tmp/h-1.db' train_loss)\" = \"\$(metric '$tmp/h-1c.db' train_loss)\" ]"
+# the all-reduce benchmark: a row per size from 16 KB to 64 MB, positive times
+mpi 2 "$M" bench allreduce > "$tmp/ar.log" 2>&1; rc=$?
+check "mpirun -np 2 hlab bench allreduce: 7 sizes, positive times and bandwidths (exit $rc)" \
+  "[ $rc = 0 ] && [ \$(awk '\$1 ~ /^[0-9]+$/ && \$2 > 0 && \$3 > 0 && \$4 > 0 && \$5 > 0' '$tmp/ar.log' | wc -l) = 7 ]"
+check "bench allreduce on one process or without MPI: exit 2 with the reason" \
+  "! '$M' bench allreduce 2> '$tmp/ar1.err' && grep -q 'nothing to all-reduce' '$tmp/ar1.err' && ! $H bench allreduce 2> '$tmp/ar2.err' && grep -q 'built without MPI' '$tmp/ar2.err'"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
