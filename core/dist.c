@@ -127,6 +127,16 @@ void dist_sum(double *x, int n) {
 #endif
 }
 
+int dist_min(int v) {
+#ifdef HLAB_MPI
+    int r = v;
+    if (g_size > 1) MPI_Allreduce(&v, &r, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return r;
+#else
+    return v;
+#endif
+}
+
 void dist_bcast(void *buf, size_t bytes) {
 #ifdef HLAB_MPI
     for (size_t off = 0; g_size > 1 && off < bytes; off += INT_MAX / 2) {

@@ -34,6 +34,8 @@ void dist_rows(int B, int *lo, int *hi);
 int dist_start(int status);
 // Sums n doubles across ranks in place (blocking).
 void dist_sum(double *x, int n);
+// The smallest v of all ranks.
+int dist_min(int v);
 // Rank 0's bytes on every rank.
 void dist_bcast(void *buf, size_t bytes);
 // 1 when x[0..n) is bitwise the same on every rank (compared through a 64-bit hash).

@@ -98,6 +98,25 @@ static long *eval_indices(Model *m, const Task *const *task, void *const *st, in
     return out;
 }
 
+// The counts of each example of a batch the model just ran forward on (labelled rows come in
+// position order, so each example's rows are adjacent).
+static void score_batch(const Model *m, const Task *task1, void *st1, int split, const long *idx, int B, int Tb,
+                        const int *tok, SliceStats *ex) {
+    memset(ex, 0, B * sizeof *ex);
+    for (int k = 0; k < m->n_labels; k++) {
+        int b = m->lab_pos[k] / Tb, pos = m->lab_pos[k] % Tb;
+        const real *p = m->logits + (size_t)k * m->V;   // probabilities after forward
+        ex[b].labels++;
+        ex[b].correct += m->lab_pred[k] == m->lab_tgt[k];
+        ex[b].loss_sum += -log(fmax((double)p[m->lab_tgt[k]], 1e-300));
+        if (task1->adherent) ex[b].adherent += task1->adherent(st1, split, idx[b], tok + (size_t)b * Tb, pos, m->lab_pred[k]);
+    }
+    for (int b = 0; b < B; b++) {
+        ex[b].examples = 1;
+        ex[b].exact = ex[b].labels > 0 && ex[b].correct == ex[b].labels;
+    }
+}
+
 EvalResult evaluate(Model *m, const Task *task1, void *st1, int split, long max_examples, int max_len,
                     int *tok, int *tgt) {
     EvalResult r = {0};
@@ -109,29 +128,45 @@ EvalResult evaluate(Model *m, const Task *task1, void *st1, int split, long max_
     long idx[m->B];
     int len[m->B];
     Slice slices[m->B];
-    for (long start = 0; start < n; start += m->B) {
-        int B = (int)(n - start < m->B ? n - start : m->B);
+    SliceStats ex[m->B];
+    // Data-parallel ranks run every K-th batch, exchange the per-example counts, and add them up
+    // in example order like one process (so every rank holds the same result). The batches are
+    // the smallest rank's size, so that all ranks cut the examples the same way.
+    int K = dist_size(), EB = K > 1 ? dist_min(m->B) : m->B;
+    double *num = K > 1 ? xcalloc((size_t)4 * n + 1, sizeof(double)) : NULL;   // labels, correct, loss, adherent
+    for (long start = 0, bi = 0; K > 1 && start < n; start += EB, bi++) {
+        if (bi % K != dist_rank()) continue;
+        int B = (int)(n - start < EB ? n - start : EB);
         for (int b = 0; b < B; b++) idx[b] = sel[start + b];
         int Tb = fill_batch(task, st, split, idx, B, max_len, tok, tgt, len, slices);
         model_forward(m, tok, tgt, B, Tb);
-        // per example: labelled rows come in position order, so each example's rows are adjacent
-        SliceStats ex[B];
-        memset(ex, 0, sizeof ex);
-        for (int k = 0; k < m->n_labels; k++) {
-            int b = m->lab_pos[k] / Tb, pos = m->lab_pos[k] % Tb;
-            const real *p = m->logits + (size_t)k * m->V;   // probabilities after forward
-            ex[b].labels++;
-            ex[b].correct += m->lab_pred[k] == m->lab_tgt[k];
-            ex[b].loss_sum += -log(fmax((double)p[m->lab_tgt[k]], 1e-300));
-            if (task1->adherent) ex[b].adherent += task1->adherent(st1, split, idx[b], tok + (size_t)b * Tb, pos, m->lab_pred[k]);
+        score_batch(m, task1, st1, split, idx, B, Tb, tok, ex);
+        for (int b = 0; b < B; b++) {
+            double *e = num + 4 * (start + b);
+            e[0] = ex[b].labels; e[1] = ex[b].correct; e[2] = ex[b].loss_sum; e[3] = ex[b].adherent;
+        }
+    }
+    if (K > 1 && n > 0) dist_sum(num, (int)(4 * n));
+    for (long start = 0; start < n; start += EB) {
+        int B = (int)(n - start < EB ? n - start : EB);
+        for (int b = 0; b < B; b++) idx[b] = sel[start + b];
+        int Tb = fill_batch(task, st, split, idx, B, max_len, tok, tgt, len, slices);   // the slices (K > 1)
+        if (K == 1) {
+            model_forward(m, tok, tgt, B, Tb);
+            score_batch(m, task1, st1, split, idx, B, Tb, tok, ex);
+        } else {
+            for (int b = 0; b < B; b++) {
+                const double *e = num + 4 * (start + b);
+                ex[b] = (SliceStats){.labels = (long)e[0], .correct = (long)e[1], .loss_sum = e[2], .adherent = (long)e[3], .examples = 1};
+                ex[b].exact = ex[b].labels > 0 && ex[b].correct == ex[b].labels;
+            }
         }
         for (int b = 0; b < B; b++) {
-            ex[b].examples = 1;
-            ex[b].exact = ex[b].labels > 0 && ex[b].correct == ex[b].labels;
             add_stats(&r.all, &ex[b]);
             add_stats(cell_for(&r, &slices[b]), &ex[b]);
         }
     }
+    free(num);
     free(sel);
     r.has_adherence = task1->adherent != NULL;
     return r;

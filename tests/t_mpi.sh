@@ -79,6 +79,13 @@ check "MoE: the loss curve over 20 steps within 1e-2 ($lN)" "lt '$lN' 1e-2"
 check "a wrong gradient would show: two seeds differ by far more than these tolerances" \
   "$H train '$tmp/h.yaml' --db '$tmp/h-seed.db' --set seed=4 --quiet > /dev/null 2>&1 && ! lt \"\$(maxrel '$tmp/h-1.db' '$tmp/h-seed.db' grad_norm 1)\" 1e-3"
 
+# final scores: the ranks evaluate every other batch and add the counts up like one process
+ev() { sqlite3 "$1" "attach '$2' as o; select count(*), max(abs(a.value - b.value) / max(abs(a.value), 1e-9)), sum(a.count != b.count)
+                      from evals a join o.evals b using (task, split, slice, metric) where a.split != 'train'"; }
+e=$(ev "$tmp/h-1.db" "$tmp/h-2.db"); eq=$(ev "$tmp/q-1.db" "$tmp/q-2.db")
+check "final valid/test scores split over the ranks: same example counts, values within 1e-5 (rows|max rel|count diffs: $e; mixture $eq)" \
+  "echo '$e' | awk -F'|' '{ exit !(\$1 >= 6 && \$2 < 1e-5 && \$3 == 0) }' && echo '$eq' | awk -F'|' '{ exit !(\$1 >= 12 && \$2 < 1e-5 && \$3 == 0) }'"
+
 # 2. only rank 0 records: one run, ranks 2, the same rows as the one-process run, one checkpoint
 check "one run row, ranks = 2, threads = 1, done" "[ \"\$(sqlite3 '$tmp/h-2.db' 'select count(*), max(ranks), max(threads), max(status) from runs')\" = '1|2|1|done' ]"
 check "the same metric and eval rows as one process" \
